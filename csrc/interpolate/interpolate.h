@@ -1,0 +1,75 @@
+// Interpolate: vertex attributes at each pixel from the rasterizer's barycentrics, and their
+// image-space derivatives from rast_db. Math shared by the CPU and CUDA backends.
+//   out[a]     = u * A0[a] + v * A1[a] + (1 - u - v) * A2[a]
+//   out_da[2j] = du/dX (A0 - A2)[k] + dv/dX (A1 - A2)[k],  k = diff_attrs[j]  (and likewise dY)
+#pragma once
+
+#include "../common.h"
+
+namespace rastlit {
+
+template <typename T>
+struct InterpolateFwdParams {
+  const T* attr;       // [V,A] when attr_batch == 0, else [attr_batch,V,A]
+  int64_t attr_batch;  // 0 (shared), 1 (broadcast over views) or num_views
+  int64_t num_vertices, num_attrs;
+  const T* rast;        // [B,H,W,4]
+  const T* rast_db;     // [B,H,W,4] or null (then num_diff must be 0)
+  const int32_t* tri;   // [T,3], indices already checked to lie in [0, V)
+  int64_t num_triangles;
+  int64_t num_views;
+  int height, width;
+  const int32_t* diff_attrs;  // [num_diff], each in [0, A)
+  int num_diff;
+  T* out;     // [B,H,W,A]
+  T* out_da;  // [B,H,W,2*num_diff] or null
+  int num_threads;
+};
+
+template <typename T>
+struct InterpolateBwdParams {
+  InterpolateFwdParams<T> fwd;  // inputs as in the forward; its out/out_da are unused
+  const T* grad_out;            // [B,H,W,A]
+  const T* grad_out_da;         // [B,H,W,2*num_diff] or null
+  T* grad_attr;                 // shape of attr, zero-initialized by the caller
+  T* grad_rast;                 // [B,H,W,4]
+  T* grad_rast_db;              // [B,H,W,4] or null
+};
+
+// Triangle index for a pixel: -1 for background, -2 for an id outside [0, num_triangles].
+template <typename T>
+RL_HD int64_t pixel_triangle(const T* r, int64_t num_triangles) {
+  const T idf = r[3];
+  if (idf == T(0)) return -1;
+  if (!(idf >= T(1)) || !(idf < T(num_triangles) + T(1))) return -2;
+  return int64_t(idf) - 1;
+}
+
+template <typename T>
+RL_HD const T* attr_view(const InterpolateFwdParams<T>& p, int64_t b) {
+  const int64_t ab = p.attr_batch == 0 ? 0 : (p.attr_batch == 1 ? 0 : b);
+  return p.attr + ab * p.num_vertices * p.num_attrs;
+}
+
+template <typename T>
+RL_HD void interpolate_pixel(const InterpolateFwdParams<T>& p, const T* attr, const int32_t* ti,
+                             const T* r, const T* db, T* out, T* out_da) {
+  const T u = r[0], v = r[1], w = T(1) - r[0] - r[1];
+  const T* a0 = attr + int64_t(ti[0]) * p.num_attrs;
+  const T* a1 = attr + int64_t(ti[1]) * p.num_attrs;
+  const T* a2 = attr + int64_t(ti[2]) * p.num_attrs;
+  for (int64_t k = 0; k < p.num_attrs; ++k) out[k] = u * a0[k] + v * a1[k] + w * a2[k];
+  for (int j = 0; j < p.num_diff; ++j) {
+    const int64_t k = p.diff_attrs[j];
+    const T d0 = a0[k] - a2[k], d1 = a1[k] - a2[k];
+    out_da[2 * j] = db[0] * d0 + db[2] * d1;
+    out_da[2 * j + 1] = db[1] * d0 + db[3] * d1;
+  }
+}
+
+template <typename T>
+int interpolate_fwd_cpu(const InterpolateFwdParams<T>& p);
+template <typename T>
+int interpolate_bwd_cpu(const InterpolateBwdParams<T>& p);
+
+}  // namespace rastlit

@@ -1,0 +1,338 @@
+// The torch boundary: op schemas, input checks, and the CPU registration. The only file (with
+// ops_cuda.cpp) that includes torch headers; kernels get raw pointers and a params struct.
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+
+#include <string>
+#include <vector>
+
+#include "interpolate/interpolate.h"
+#include "rasterize/rasterize.h"
+
+namespace rastlit {
+
+int parallel_probe_threads(int num_threads);
+
+namespace {
+
+std::string shape_str(const at::Tensor& t) {
+  std::ostringstream ss;
+  ss << t.sizes();
+  return ss.str();
+}
+
+void check_float(const at::Tensor& t, const char* name) {
+  TORCH_CHECK_TYPE(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, name,
+                   " must be float32 (or float64 on the CPU), got ", t.scalar_type());
+}
+
+void check_int32(const at::Tensor& t, const char* name) {
+  TORCH_CHECK_TYPE(t.scalar_type() == at::kInt, name, " must be int32, got ", t.scalar_type(),
+                   " (convert with .int())");
+}
+
+void check_same_device(const at::Tensor& t, const at::Tensor& ref, const char* name, const char* ref_name) {
+  TORCH_CHECK(t.device() == ref.device(), name, " must be on the same device as ", ref_name, " (",
+              ref.device(), "), got ", t.device());
+}
+
+void check_same_dtype(const at::Tensor& t, const at::Tensor& ref, const char* name, const char* ref_name) {
+  TORCH_CHECK_TYPE(t.scalar_type() == ref.scalar_type(), name, " must have the dtype of ", ref_name,
+                   " (", ref.scalar_type(), "), got ", t.scalar_type());
+}
+
+void check_image(const at::Tensor& t, const char* name, int64_t b, int64_t h, int64_t w, int64_t c) {
+  TORCH_CHECK_VALUE(t.dim() == 4 && t.size(0) == b && t.size(1) == h && t.size(2) == w && t.size(3) == c,
+                    name, " must have shape [", b, ",", h, ",", w, ",", c, "], got ", shape_str(t));
+}
+
+// tri: [T,3] int32 with every index in [0, num_vertices).
+void check_tri(const at::Tensor& tri, int64_t num_vertices) {
+  check_int32(tri, "tri");
+  TORCH_CHECK_VALUE(tri.dim() == 2 && tri.size(1) == 3, "tri must have shape [T,3], got ", shape_str(tri));
+  TORCH_CHECK_VALUE(tri.size(0) <= kMaxTriangles, "tri has ", tri.size(0),
+                    " triangles; at most ", kMaxTriangles, " are supported (ids must be exact in float32)");
+  if (tri.numel() == 0) return;
+  const auto mm = at::aminmax(tri);
+  const int64_t lo = std::get<0>(mm).item<int64_t>(), hi = std::get<1>(mm).item<int64_t>();
+  TORCH_CHECK_INDEX(lo >= 0 && hi < num_vertices, "tri holds vertex indices in [", lo, ", ", hi,
+                    "], but there are ", num_vertices, " vertices (valid indices are [0, ",
+                    num_vertices - 1, "])");
+}
+
+void check_resolution(int64_t height, int64_t width) {
+  TORCH_CHECK_VALUE(height >= 1 && width >= 1 && height <= kMaxResolution && width <= kMaxResolution,
+                    "resolution must be (height, width) with each side in [1, ", kMaxResolution,
+                    "], got (", height, ", ", width, ")");
+}
+
+struct RasterizeShape {
+  int64_t num_views, num_vertices;
+};
+
+RasterizeShape check_rasterize_inputs(const at::Tensor& pos, const at::Tensor& tri, int64_t height,
+                                      int64_t width, const c10::optional<at::Tensor>& ranges) {
+  check_float(pos, "pos");
+  check_same_device(tri, pos, "tri", "pos");
+  check_resolution(height, width);
+  RasterizeShape s{};
+  if (pos.dim() == 3) {
+    TORCH_CHECK_VALUE(pos.size(2) == 4, "pos must have shape [B,V,4] (instanced mode) or [V,4] (range mode), got ",
+                      shape_str(pos));
+    TORCH_CHECK_VALUE(!ranges.has_value(), "ranges is only used in range mode, with pos of shape [V,4]; got pos ",
+                      shape_str(pos), " and ranges");
+    s.num_views = pos.size(0);
+    s.num_vertices = pos.size(1);
+  } else {
+    TORCH_CHECK_VALUE(pos.dim() == 2 && pos.size(1) == 4,
+                      "pos must have shape [B,V,4] (instanced mode) or [V,4] (range mode), got ", shape_str(pos));
+    TORCH_CHECK_VALUE(ranges.has_value(), "range mode (pos of shape [V,4]) needs ranges, an int32 tensor [B,2] of (start, count)");
+    const at::Tensor& r = *ranges;
+    check_int32(r, "ranges");
+    TORCH_CHECK(r.device().is_cpu(), "ranges must be a CPU tensor (as in nvdiffrast), got ", r.device());
+    TORCH_CHECK_VALUE(r.dim() == 2 && r.size(1) == 2, "ranges must have shape [B,2] of (start, count), got ",
+                      shape_str(r));
+    s.num_views = r.size(0);
+    s.num_vertices = pos.size(0);
+  }
+  check_tri(tri, s.num_vertices);
+  if (ranges.has_value() && ranges->numel() > 0) {
+    const at::Tensor r = ranges->contiguous();
+    const int32_t* rp = r.data_ptr<int32_t>();
+    const int64_t T = tri.size(0);
+    for (int64_t b = 0; b < s.num_views; ++b) {
+      const int64_t start = rp[2 * b], count = rp[2 * b + 1];
+      TORCH_CHECK_INDEX(start >= 0 && count >= 0 && start + count <= T, "ranges[", b, "] = (", start, ", ",
+                        count, ") is outside tri, which has ", T, " triangles (need start >= 0, count >= 0, start + count <= ", T, ")");
+    }
+  }
+  return s;
+}
+
+void raise_status(int status, const char* op) {
+  TORCH_CHECK_INDEX(status != kBadTriangleId, op,
+                    ": rast[..., 3] holds a triangle id + 1 outside [0, T] (T = number of triangles in tri); "
+                    "pass the rast that rasterize() returned for this tri");
+  TORCH_CHECK(status == kOk, op, ": kernel failed with status ", status);
+}
+
+// ------------------------------------------------------------------------------------ rasterize
+
+std::tuple<at::Tensor, at::Tensor> rasterize_fwd_cpu_op(const at::Tensor& pos_in, const at::Tensor& tri_in,
+                                                        int64_t height, int64_t width,
+                                                        const c10::optional<at::Tensor>& ranges_in, bool grad_db) {
+  (void)grad_db;  // only changes what the backward propagates
+  const RasterizeShape s = check_rasterize_inputs(pos_in, tri_in, height, width, ranges_in);
+  const at::Tensor pos = pos_in.contiguous(), tri = tri_in.contiguous();
+  at::Tensor ranges;
+  if (ranges_in.has_value()) ranges = ranges_in->contiguous();
+  at::Tensor rast = at::empty({s.num_views, height, width, 4}, pos.options());
+  at::Tensor rast_db = at::empty({s.num_views, height, width, 4}, pos.options());
+  AT_DISPATCH_FLOATING_TYPES(pos.scalar_type(), "rasterize_fwd", [&] {
+    RasterizeFwdParams<scalar_t> p{};
+    p.pos = pos.data_ptr<scalar_t>();
+    p.tri = tri.data_ptr<int32_t>();
+    p.ranges = ranges.defined() ? ranges.data_ptr<int32_t>() : nullptr;
+    p.num_views = s.num_views;
+    p.num_vertices = s.num_vertices;
+    p.num_triangles = tri.size(0);
+    p.height = int(height);
+    p.width = int(width);
+    p.rast = rast.data_ptr<scalar_t>();
+    p.rast_db = rast_db.data_ptr<scalar_t>();
+    p.num_threads = at::get_num_threads();
+    raise_status(rasterize_fwd_cpu(p), "rasterize");
+  });
+  return {rast, rast_db};
+}
+
+at::Tensor rasterize_bwd_cpu_op(const at::Tensor& pos_in, const at::Tensor& tri_in, const at::Tensor& rast_in,
+                                const c10::optional<at::Tensor>& ranges_in, const at::Tensor& grad_rast_in,
+                                const c10::optional<at::Tensor>& grad_rast_db_in) {
+  const int64_t height = rast_in.dim() == 4 ? rast_in.size(1) : 0;
+  const int64_t width = rast_in.dim() == 4 ? rast_in.size(2) : 0;
+  TORCH_CHECK_VALUE(rast_in.dim() == 4, "rast must have shape [B,H,W,4], got ", shape_str(rast_in));
+  const RasterizeShape s = check_rasterize_inputs(pos_in, tri_in, height, width, ranges_in);
+  check_image(rast_in, "rast", s.num_views, height, width, 4);
+  check_image(grad_rast_in, "grad_rast", s.num_views, height, width, 4);
+  for (const at::Tensor* t : {&rast_in, &grad_rast_in}) {
+    check_same_dtype(*t, pos_in, "rast and grad_rast", "pos");
+    check_same_device(*t, pos_in, "rast and grad_rast", "pos");
+  }
+  at::Tensor grad_rast_db;
+  if (grad_rast_db_in.has_value()) {
+    check_image(*grad_rast_db_in, "grad_rast_db", s.num_views, height, width, 4);
+    check_same_dtype(*grad_rast_db_in, pos_in, "grad_rast_db", "pos");
+    check_same_device(*grad_rast_db_in, pos_in, "grad_rast_db", "pos");
+    grad_rast_db = grad_rast_db_in->contiguous();
+  }
+  const at::Tensor pos = pos_in.contiguous(), tri = tri_in.contiguous(), rast = rast_in.contiguous();
+  const at::Tensor grad_rast = grad_rast_in.contiguous();
+  at::Tensor ranges;
+  if (ranges_in.has_value()) ranges = ranges_in->contiguous();
+  at::Tensor grad_pos = at::zeros_like(pos);
+  AT_DISPATCH_FLOATING_TYPES(pos.scalar_type(), "rasterize_bwd", [&] {
+    RasterizeBwdParams<scalar_t> p{};
+    p.pos = pos.data_ptr<scalar_t>();
+    p.tri = tri.data_ptr<int32_t>();
+    p.ranges = ranges.defined() ? ranges.data_ptr<int32_t>() : nullptr;
+    p.num_views = s.num_views;
+    p.num_vertices = s.num_vertices;
+    p.num_triangles = tri.size(0);
+    p.height = int(height);
+    p.width = int(width);
+    p.rast = rast.data_ptr<scalar_t>();
+    p.grad_rast = grad_rast.data_ptr<scalar_t>();
+    p.grad_rast_db = grad_rast_db.defined() ? grad_rast_db.data_ptr<scalar_t>() : nullptr;
+    p.grad_pos = grad_pos.data_ptr<scalar_t>();
+    p.num_threads = at::get_num_threads();
+    raise_status(rasterize_bwd_cpu(p), "rasterize backward");
+  });
+  return grad_pos;
+}
+
+// ---------------------------------------------------------------------------------- interpolate
+
+struct InterpolateShape {
+  int64_t num_views, height, width, attr_batch, num_vertices, num_attrs;
+};
+
+InterpolateShape check_interpolate_inputs(const at::Tensor& attr, const at::Tensor& rast, const at::Tensor& tri,
+                                          const c10::optional<at::Tensor>& rast_db, at::IntArrayRef diff_attrs) {
+  check_float(attr, "attr");
+  TORCH_CHECK_VALUE(rast.dim() == 4 && rast.size(3) == 4, "rast must have shape [B,H,W,4], got ", shape_str(rast));
+  check_same_dtype(rast, attr, "rast", "attr");
+  check_same_device(rast, attr, "rast", "attr");
+  check_same_device(tri, attr, "tri", "attr");
+  InterpolateShape s{};
+  s.num_views = rast.size(0);
+  s.height = rast.size(1);
+  s.width = rast.size(2);
+  if (attr.dim() == 3) {
+    TORCH_CHECK_VALUE(attr.size(0) == s.num_views || attr.size(0) == 1,
+                      "attr must have shape [V,A], [1,V,A] or [B,V,A] with B = rast.shape[0] = ", s.num_views,
+                      ", got ", shape_str(attr));
+    s.attr_batch = attr.size(0);
+    s.num_vertices = attr.size(1);
+    s.num_attrs = attr.size(2);
+  } else {
+    TORCH_CHECK_VALUE(attr.dim() == 2, "attr must have shape [V,A], [1,V,A] or [B,V,A], got ", shape_str(attr));
+    s.attr_batch = 0;
+    s.num_vertices = attr.size(0);
+    s.num_attrs = attr.size(1);
+  }
+  check_tri(tri, s.num_vertices);
+  if (rast_db.has_value()) {
+    check_image(*rast_db, "rast_db", s.num_views, s.height, s.width, 4);
+    check_same_dtype(*rast_db, attr, "rast_db", "attr");
+    check_same_device(*rast_db, attr, "rast_db", "attr");
+  }
+  for (size_t j = 0; j < diff_attrs.size(); ++j)
+    TORCH_CHECK_INDEX(diff_attrs[j] >= 0 && diff_attrs[j] < s.num_attrs, "diff_attrs[", j, "] = ", diff_attrs[j],
+                      " is not an attribute index in [0, ", s.num_attrs, ")");
+  TORCH_CHECK_VALUE(diff_attrs.empty() || rast_db.has_value(),
+                    "diff_attrs needs rast_db (the second output of rasterize) to compute derivatives");
+  return s;
+}
+
+template <typename scalar_t>
+InterpolateFwdParams<scalar_t> interpolate_params(const InterpolateShape& s, const at::Tensor& attr,
+                                                  const at::Tensor& rast, const at::Tensor& tri,
+                                                  const at::Tensor& rast_db, const std::vector<int32_t>& diff) {
+  InterpolateFwdParams<scalar_t> p{};
+  p.attr = attr.data_ptr<scalar_t>();
+  p.attr_batch = s.attr_batch;
+  p.num_vertices = s.num_vertices;
+  p.num_attrs = s.num_attrs;
+  p.rast = rast.data_ptr<scalar_t>();
+  p.rast_db = rast_db.defined() ? rast_db.data_ptr<scalar_t>() : nullptr;
+  p.tri = tri.data_ptr<int32_t>();
+  p.num_triangles = tri.size(0);
+  p.num_views = s.num_views;
+  p.height = int(s.height);
+  p.width = int(s.width);
+  p.diff_attrs = diff.data();
+  p.num_diff = int(diff.size());
+  p.num_threads = at::get_num_threads();
+  return p;
+}
+
+std::tuple<at::Tensor, at::Tensor> interpolate_fwd_cpu_op(const at::Tensor& attr_in, const at::Tensor& rast_in,
+                                                          const at::Tensor& tri_in,
+                                                          const c10::optional<at::Tensor>& rast_db_in,
+                                                          at::IntArrayRef diff_attrs) {
+  const InterpolateShape s = check_interpolate_inputs(attr_in, rast_in, tri_in, rast_db_in, diff_attrs);
+  const at::Tensor attr = attr_in.contiguous(), rast = rast_in.contiguous(), tri = tri_in.contiguous();
+  at::Tensor rast_db;
+  if (rast_db_in.has_value()) rast_db = rast_db_in->contiguous();
+  const std::vector<int32_t> diff(diff_attrs.begin(), diff_attrs.end());
+  at::Tensor out = at::empty({s.num_views, s.height, s.width, s.num_attrs}, attr.options());
+  at::Tensor out_da = at::empty({s.num_views, s.height, s.width, 2 * int64_t(diff.size())}, attr.options());
+  AT_DISPATCH_FLOATING_TYPES(attr.scalar_type(), "interpolate_fwd", [&] {
+    auto p = interpolate_params<scalar_t>(s, attr, rast, tri, rast_db, diff);
+    p.out = out.data_ptr<scalar_t>();
+    p.out_da = diff.empty() ? nullptr : out_da.data_ptr<scalar_t>();
+    raise_status(interpolate_fwd_cpu(p), "interpolate");
+  });
+  return {out, out_da};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> interpolate_bwd_cpu_op(
+    const at::Tensor& attr_in, const at::Tensor& rast_in, const at::Tensor& tri_in,
+    const c10::optional<at::Tensor>& rast_db_in, at::IntArrayRef diff_attrs, const at::Tensor& grad_out_in,
+    const c10::optional<at::Tensor>& grad_out_da_in) {
+  const InterpolateShape s = check_interpolate_inputs(attr_in, rast_in, tri_in, rast_db_in, diff_attrs);
+  check_image(grad_out_in, "grad_out", s.num_views, s.height, s.width, s.num_attrs);
+  check_same_dtype(grad_out_in, attr_in, "grad_out", "attr");
+  check_same_device(grad_out_in, attr_in, "grad_out", "attr");
+  at::Tensor grad_out_da;
+  if (grad_out_da_in.has_value() && !diff_attrs.empty()) {
+    check_image(*grad_out_da_in, "grad_out_da", s.num_views, s.height, s.width, 2 * int64_t(diff_attrs.size()));
+    check_same_dtype(*grad_out_da_in, attr_in, "grad_out_da", "attr");
+    check_same_device(*grad_out_da_in, attr_in, "grad_out_da", "attr");
+    grad_out_da = grad_out_da_in->contiguous();
+  }
+  const at::Tensor attr = attr_in.contiguous(), rast = rast_in.contiguous(), tri = tri_in.contiguous();
+  const at::Tensor grad_out = grad_out_in.contiguous();
+  at::Tensor rast_db;
+  if (rast_db_in.has_value()) rast_db = rast_db_in->contiguous();
+  const std::vector<int32_t> diff(diff_attrs.begin(), diff_attrs.end());
+  at::Tensor grad_attr = at::zeros_like(attr);
+  at::Tensor grad_rast = at::empty_like(rast);
+  at::Tensor grad_rast_db = rast_db.defined() ? at::empty_like(rast_db) : at::empty({0}, attr.options());
+  AT_DISPATCH_FLOATING_TYPES(attr.scalar_type(), "interpolate_bwd", [&] {
+    InterpolateBwdParams<scalar_t> q{};
+    q.fwd = interpolate_params<scalar_t>(s, attr, rast, tri, rast_db, diff);
+    q.grad_out = grad_out.data_ptr<scalar_t>();
+    q.grad_out_da = grad_out_da.defined() ? grad_out_da.data_ptr<scalar_t>() : nullptr;
+    q.grad_attr = grad_attr.data_ptr<scalar_t>();
+    q.grad_rast = grad_rast.data_ptr<scalar_t>();
+    q.grad_rast_db = rast_db.defined() ? grad_rast_db.data_ptr<scalar_t>() : nullptr;
+    raise_status(interpolate_bwd_cpu(q), "interpolate backward");
+  });
+  return {grad_attr, grad_rast, grad_rast_db};
+}
+
+int64_t parallel_probe_op(int64_t requested) {
+  return parallel_probe_threads(int(requested > 0 ? requested : at::get_num_threads()));
+}
+
+}  // namespace
+
+TORCH_LIBRARY(rastlit, m) {
+  m.def("rasterize_fwd(Tensor pos, Tensor tri, int height, int width, Tensor? ranges, bool grad_db) -> (Tensor, Tensor)");
+  m.def("rasterize_bwd(Tensor pos, Tensor tri, Tensor rast, Tensor? ranges, Tensor grad_rast, Tensor? grad_rast_db) -> Tensor");
+  m.def("interpolate_fwd(Tensor attr, Tensor rast, Tensor tri, Tensor? rast_db, int[] diff_attrs) -> (Tensor, Tensor)");
+  m.def("interpolate_bwd(Tensor attr, Tensor rast, Tensor tri, Tensor? rast_db, int[] diff_attrs, Tensor grad_out, Tensor? grad_out_da) -> (Tensor, Tensor, Tensor)");
+  m.def("parallel_probe(int requested) -> int", &parallel_probe_op);
+}
+
+TORCH_LIBRARY_IMPL(rastlit, CPU, m) {
+  m.impl("rasterize_fwd", &rasterize_fwd_cpu_op);
+  m.impl("rasterize_bwd", &rasterize_bwd_cpu_op);
+  m.impl("interpolate_fwd", &interpolate_fwd_cpu_op);
+  m.impl("interpolate_bwd", &interpolate_bwd_cpu_op);
+}
+
+}  // namespace rastlit

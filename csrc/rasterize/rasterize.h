@@ -1,0 +1,268 @@
+// Rasterize: the per-triangle and per-pixel math, written once for the CPU and CUDA backends.
+//
+// Method: homogeneous 2D rasterization (Olano & Greer, "Triangle Scan Conversion using 2D
+// Homogeneous Coordinates", 1997). For a triangle with clip-space columns a_i = (x_i, y_i, w_i)
+// the rows of adj([a0 a1 a2]) are the edge vectors c0 = a1 x a2, c1 = a2 x a0, c2 = a0 x a1. At a
+// pixel centre p = (X, Y, 1) in NDC, e_i = c_i . p are unnormalized perspective-correct
+// barycentrics: b_i = e_i / sum(e), and the point on the triangle that projects to p has
+// w = det / sum(e). Hence the pixel sees the triangle in front of the camera exactly when every
+// sign(det) * e_i >= 0. No geometric clipping is needed for coverage, so vertices behind the
+// camera are handled exactly; near and far planes are a per-pixel test on z/w, which is affine in
+// p: z/w = (sum_i z_i c_i / det) . p.
+//
+// Watertightness: two triangles sharing an edge compute its edge vector from the same two
+// vertices, in opposite order, so the vectors are exact negations (cross() is written so that
+// cross(a, b) == -cross(b, a) bit for bit, and fp contraction is off). A pixel centre exactly on
+// the edge gets e == 0 in both, and the tie rule below (a fixed infinitesimal nudge direction)
+// gives it to exactly one of them.
+#pragma once
+
+#include "../common.h"
+
+namespace rastlit {
+
+constexpr int kRasterTileSize = 16;          // pixels per side of a binning tile
+constexpr int kMaxResolution = 16384;        // per side; checked by the binding
+constexpr int64_t kMaxTriangles = 16777215;  // 2^24 - 1: id + 1 must be exact in float32
+
+template <typename T>
+struct TriangleSetup {
+  Vec3<T> c[3];    // edge vectors: e_i(p) = dot(c[i], p)
+  Vec3<T> zplane;  // z/w at p = dot(zplane, p)
+  T sign;          // sign(det): the triangle covers p where sign * e_i >= 0 for all i
+  int x0, y0, x1, y1;  // inclusive pixel bounding box, clamped to the image
+};
+
+template <typename T>
+RL_HD Vec3<T> clip_xyw(const T* v) {
+  return make_vec3<T>(v[0], v[1], v[3]);
+}
+
+// Edge tie rule for a pixel centre exactly on an edge: the pixel belongs to the side that the
+// direction (1, epsilon) points into, i.e. the inward normal n passes if n.x > 0, or n.x == 0
+// and n.y > 0. Neighbours across an edge see opposite normals, so exactly one takes the pixel.
+template <typename T>
+RL_HD bool edge_passes(T signed_e, T nx, T ny) {
+  if (signed_e > T(0)) return true;
+  if (signed_e < T(0)) return false;
+  return nx > T(0) || (nx == T(0) && ny > T(0));
+}
+
+template <typename T>
+RL_HD T edge_eval(const Vec3<T>& c, T px, T py) {
+  return c.x * px + c.y * py + c.z;
+}
+
+// Coverage and depth of one pixel centre. Returns true and the depth when the triangle covers it
+// and the point lies between the near and far planes (inclusive).
+template <typename T>
+RL_HD bool pixel_covered(const TriangleSetup<T>& s, T px, T py, T* depth) {
+  const T e0 = s.sign * edge_eval(s.c[0], px, py);
+  const T e1 = s.sign * edge_eval(s.c[1], px, py);
+  const T e2 = s.sign * edge_eval(s.c[2], px, py);
+  if (!edge_passes(e0, s.sign * s.c[0].x, s.sign * s.c[0].y)) return false;
+  if (!edge_passes(e1, s.sign * s.c[1].x, s.sign * s.c[1].y)) return false;
+  if (!edge_passes(e2, s.sign * s.c[2].x, s.sign * s.c[2].y)) return false;
+  if (!(e0 + e1 + e2 > T(0))) return false;  // all-zero (underflow) guard
+  const T z = edge_eval(s.zplane, px, py);
+  if (!(z >= T(-1) && z <= T(1))) return false;  // near / far planes; also rejects NaN
+  *depth = z;
+  return true;
+}
+
+// Sutherland-Hodgman against one plane d(v) = v . plane >= 0 on homogeneous 4-vectors.
+RL_HD int clip_polygon_plane(const double (*in)[4], int n, double (*out)[4], double pz, double pw) {
+  int m = 0;
+  for (int i = 0; i < n; ++i) {
+    const double* a = in[i];
+    const double* b = in[(i + 1) % n];
+    const double da = a[2] * pz + a[3] * pw;
+    const double db = b[2] * pz + b[3] * pw;
+    if (da >= 0) {
+      for (int k = 0; k < 4; ++k) out[m][k] = a[k];
+      ++m;
+    }
+    if ((da >= 0) != (db >= 0)) {
+      const double t = da / (da - db);
+      for (int k = 0; k < 4; ++k) out[m][k] = a[k] + t * (b[k] - a[k]);
+      ++m;
+    }
+  }
+  return m;
+}
+
+// Per-triangle setup. Returns false when the triangle can cover no pixel: a non-finite vertex,
+// zero area (det == 0), entirely outside the near/far slab, or a bounding box off the image.
+template <typename T>
+RL_HD bool setup_triangle(const T* v0, const T* v1, const T* v2, int height, int width,
+                          TriangleSetup<T>* s) {
+  if (!all_finite4(v0) || !all_finite4(v1) || !all_finite4(v2)) return false;
+  const Vec3<T> a0 = clip_xyw(v0), a1 = clip_xyw(v1), a2 = clip_xyw(v2);
+  s->c[0] = cross(a1, a2);
+  s->c[1] = cross(a2, a0);
+  s->c[2] = cross(a0, a1);
+  // The sign of det decides which side is inside: take it in double so thin float triangles
+  // do not flip it.
+  const double det_d =
+      double(v0[0]) * (double(v1[1]) * double(v2[3]) - double(v1[3]) * double(v2[1])) +
+      double(v0[1]) * (double(v1[3]) * double(v2[0]) - double(v1[0]) * double(v2[3])) +
+      double(v0[3]) * (double(v1[0]) * double(v2[1]) - double(v1[1]) * double(v2[0]));
+  if (!(det_d != 0.0) || !std::isfinite(det_d)) return false;
+  s->sign = det_d > 0 ? T(1) : T(-1);
+  const T inv_det = T(1.0 / det_d);
+  s->zplane = inv_det * (v0[2] * s->c[0] + v1[2] * s->c[1] + v2[2] * s->c[2]);
+
+  // Conservative bounding box of the part between the near (z >= -w) and far (z <= w) planes.
+  double poly_a[9][4], poly_b[9][4];
+  for (int k = 0; k < 4; ++k) {
+    poly_a[0][k] = double(v0[k]);
+    poly_a[1][k] = double(v1[k]);
+    poly_a[2][k] = double(v2[k]);
+  }
+  int n = clip_polygon_plane(poly_a, 3, poly_b, 1.0, 1.0);   // z + w >= 0
+  n = clip_polygon_plane(poly_b, n, poly_a, -1.0, 1.0);      // w - z >= 0
+  if (n == 0) return false;
+  double xmin = 1e300, xmax = -1e300, ymin = 1e300, ymax = -1e300;
+  bool unbounded = false;
+  for (int i = 0; i < n; ++i) {
+    const double w = poly_a[i][3];
+    if (!(w > 1e-30)) {
+      unbounded = true;  // touches w == 0: projection is unbounded, use the whole image
+      break;
+    }
+    const double x = poly_a[i][0] / w, y = poly_a[i][1] / w;
+    xmin = x < xmin ? x : xmin;
+    xmax = x > xmax ? x : xmax;
+    ymin = y < ymin ? y : ymin;
+    ymax = y > ymax ? y : ymax;
+  }
+  if (unbounded) {
+    s->x0 = 0;
+    s->y0 = 0;
+    s->x1 = width - 1;
+    s->y1 = height - 1;
+    return true;
+  }
+  // Pixel j has its centre at X = (2j + 1) / W - 1, i.e. j = (X + 1) W / 2 - 1/2. The margin
+  // keeps pixels that float32 edge tests may still accept just outside the exact polygon.
+  const double margin = 0.125;
+  double fx0 = (xmin + 1.0) * 0.5 * width - 0.5 - margin;
+  double fx1 = (xmax + 1.0) * 0.5 * width - 0.5 + margin;
+  double fy0 = (ymin + 1.0) * 0.5 * height - 0.5 - margin;
+  double fy1 = (ymax + 1.0) * 0.5 * height - 0.5 + margin;
+  // Clamp in double before converting, so huge coordinates never overflow an int.
+  fx0 = fx0 < -1.0 ? -1.0 : (fx0 > width ? double(width) : fx0);
+  fx1 = fx1 < -1.0 ? -1.0 : (fx1 > width ? double(width) : fx1);
+  fy0 = fy0 < -1.0 ? -1.0 : (fy0 > height ? double(height) : fy0);
+  fy1 = fy1 < -1.0 ? -1.0 : (fy1 > height ? double(height) : fy1);
+  int ix0 = int(std::ceil(fx0)), ix1 = int(std::floor(fx1));
+  int iy0 = int(std::ceil(fy0)), iy1 = int(std::floor(fy1));
+  ix0 = ix0 < 0 ? 0 : ix0;
+  iy0 = iy0 < 0 ? 0 : iy0;
+  ix1 = ix1 > width - 1 ? width - 1 : ix1;
+  iy1 = iy1 > height - 1 ? height - 1 : iy1;
+  if (ix0 > ix1 || iy0 > iy1) return false;
+  s->x0 = ix0;
+  s->y0 = iy0;
+  s->x1 = ix1;
+  s->y1 = iy1;
+  return true;
+}
+
+// Perspective-correct barycentrics and their pixel-space derivatives at p, from the edge vectors
+// of the covering triangle. out4 = (u, v), db4 = (du/dX, du/dY, dv/dX, dv/dY).
+template <typename T>
+RL_HD void barycentrics_at(const Vec3<T> c[3], T px, T py, T kx, T ky, T* uv, T* db) {
+  const T e0 = edge_eval(c[0], px, py), e1 = edge_eval(c[1], px, py), e2 = edge_eval(c[2], px, py);
+  const T inv_s = T(1) / (e0 + e1 + e2);
+  const T b0 = e0 * inv_s, b1 = e1 * inv_s;
+  uv[0] = b0;
+  uv[1] = b1;
+  if (db) {
+    const T sx = c[0].x + c[1].x + c[2].x, sy = c[0].y + c[1].y + c[2].y;
+    db[0] = (c[0].x - b0 * sx) * inv_s * kx;
+    db[1] = (c[0].y - b0 * sy) * inv_s * ky;
+    db[2] = (c[1].x - b1 * sx) * inv_s * kx;
+    db[3] = (c[1].y - b1 * sy) * inv_s * ky;
+  }
+}
+
+// Backward of barycentrics_at with respect to the clip-space (x, y, w) of the three vertices.
+// g_uv = dL/d(u, v); g_db = dL/d(du/dX, du/dY, dv/dX, dv/dY) or null. ga[i] receives dL/da_i.
+template <typename T>
+RL_HD void barycentrics_backward(const Vec3<T> a[3], T px, T py, T kx, T ky, const T* g_uv,
+                                 const T* g_db, Vec3<T> ga[3]) {
+  Vec3<T> c[3] = {cross(a[1], a[2]), cross(a[2], a[0]), cross(a[0], a[1])};
+  const Vec3<T> p = make_vec3<T>(px, py, T(1));
+  T e[3] = {dot(c[0], p), dot(c[1], p), dot(c[2], p)};
+  const T inv_s = T(1) / (e[0] + e[1] + e[2]);
+  const T b[3] = {e[0] * inv_s, e[1] * inv_s, e[2] * inv_s};
+  T gb[3] = {g_uv[0], g_uv[1], T(0)};
+  Vec3<T> gc[3] = {make_vec3<T>(0, 0, 0), make_vec3<T>(0, 0, 0), make_vec3<T>(0, 0, 0)};
+  T gs = 0;
+  if (g_db) {
+    const T sx = c[0].x + c[1].x + c[2].x, sy = c[0].y + c[1].y + c[2].y;
+    T gsx = 0, gsy = 0;
+    for (int i = 0; i < 2; ++i) {
+      // D_ix = (c_i.x - b_i sx) / s, output = D_ix * kx (likewise for y).
+      const T dix = (c[i].x - b[i] * sx) * inv_s, diy = (c[i].y - b[i] * sy) * inv_s;
+      const T gx = g_db[2 * i] * kx, gy = g_db[2 * i + 1] * ky;
+      gc[i].x += gx * inv_s;
+      gc[i].y += gy * inv_s;
+      gb[i] -= (gx * sx + gy * sy) * inv_s;
+      gsx -= gx * b[i] * inv_s;
+      gsy -= gy * b[i] * inv_s;
+      gs -= (gx * dix + gy * diy) * inv_s;
+    }
+    for (int j = 0; j < 3; ++j) {
+      gc[j].x += gsx;
+      gc[j].y += gsy;
+    }
+  }
+  // b_i = e_i / s, s = sum(e).
+  gs -= (gb[0] * b[0] + gb[1] * b[1] + gb[2] * b[2]) * inv_s;
+  for (int i = 0; i < 3; ++i) {
+    const T ge = gb[i] * inv_s + gs;
+    gc[i] = gc[i] + ge * p;
+  }
+  // c0 = a1 x a2, c1 = a2 x a0, c2 = a0 x a1; d(G . (a x b)) = (b x G) da + (G x a) db.
+  ga[0] = cross(gc[1], a[2]) + cross(a[1], gc[2]);
+  ga[1] = cross(a[2], gc[0]) + cross(gc[2], a[0]);
+  ga[2] = cross(gc[0], a[1]) + cross(a[0], gc[1]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernel entry points (raw pointers, one params struct per op and direction).
+
+template <typename T>
+struct RasterizeFwdParams {
+  const T* pos;           // [B,V,4] (instanced) or [V,4] (range mode)
+  const int32_t* tri;     // [T,3], indices already checked to lie in [0, V)
+  const int32_t* ranges;  // [B,2] (start, count), or null in instanced mode
+  int64_t num_views, num_vertices, num_triangles;
+  int height, width;
+  T* rast;     // [B,H,W,4] out: (u, v, z/w, id + 1)
+  T* rast_db;  // [B,H,W,4] out: (du/dX, du/dY, dv/dX, dv/dY)
+  int num_threads;
+};
+
+template <typename T>
+struct RasterizeBwdParams {
+  const T* pos;
+  const int32_t* tri;
+  const int32_t* ranges;
+  int64_t num_views, num_vertices, num_triangles;
+  int height, width;
+  const T* rast;          // forward output (ids select the triangle)
+  const T* grad_rast;     // [B,H,W,4]
+  const T* grad_rast_db;  // [B,H,W,4] or null
+  T* grad_pos;            // same shape as pos, zero-initialized by the caller
+  int num_threads;
+};
+
+template <typename T>
+int rasterize_fwd_cpu(const RasterizeFwdParams<T>& p);
+template <typename T>
+int rasterize_bwd_cpu(const RasterizeBwdParams<T>& p);
+
+}  // namespace rastlit

@@ -1,0 +1,222 @@
+// Rasterize on the CPU: per view, set up triangles, bin them into 16x16 pixel tiles, then
+// z-buffer each tile independently. Parallel over triangles, chunks and tiles with OpenMP; every
+// output element has one writer and every sum a fixed order, so results are bitwise identical
+// for any thread count.
+#include "rasterize.h"
+
+#include <algorithm>
+#include <vector>
+
+namespace rastlit {
+namespace {
+
+struct ViewTriangles {
+  int64_t first, count;  // global triangle index range rasterized in this view
+};
+
+template <typename T>
+ViewTriangles view_triangles(const T*, const int32_t* ranges, int64_t num_triangles, int64_t b) {
+  if (ranges) return {ranges[2 * b], ranges[2 * b + 1]};
+  return {0, num_triangles};
+}
+
+template <typename T>
+void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<TriangleSetup<T>>& setups,
+                    std::vector<unsigned char>& valid, std::vector<int64_t>& counts,
+                    std::vector<int32_t>& bins, const std::vector<T>& px, const std::vector<T>& py) {
+  const int H = p.height, W = p.width;
+  const ViewTriangles vt = view_triangles<T>(p.pos, p.ranges, p.num_triangles, b);
+  const T* pos = p.ranges ? p.pos : p.pos + b * p.num_vertices * 4;
+  const int32_t* tri = p.tri + vt.first * 3;
+  const int64_t n = vt.count;
+  T* rast = p.rast + b * int64_t(H) * W * 4;
+  T* rast_db = p.rast_db + b * int64_t(H) * W * 4;
+
+  // 1. Triangle setup.
+  setups.resize(size_t(n));
+  valid.assign(size_t(n), 0);
+#pragma omp parallel for schedule(static) num_threads(p.num_threads)
+  for (int64_t t = 0; t < n; ++t) {
+    const int32_t* ti = tri + 3 * t;
+    valid[t] = setup_triangle(pos + 4 * int64_t(ti[0]), pos + 4 * int64_t(ti[1]),
+                              pos + 4 * int64_t(ti[2]), H, W, &setups[t]);
+  }
+
+  // 2. Binning in fixed-size chunks of triangles (independent of the thread count): each chunk
+  //    counts its tile entries, a prefix sum in (tile, chunk) order lays the bins out, and each
+  //    chunk fills its slots, so every bin lists its triangles in ascending index order.
+  const int TS = kRasterTileSize;
+  const int tiles_x = (W + TS - 1) / TS, tiles_y = (H + TS - 1) / TS;
+  const int64_t num_tiles = int64_t(tiles_x) * tiles_y;
+  const int64_t chunk = std::max<int64_t>(4096, (n + 63) / 64);
+  const int64_t num_chunks = std::max<int64_t>(1, (n + chunk - 1) / chunk);
+  counts.assign(size_t(num_chunks * num_tiles + 1), 0);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(p.num_threads)
+  for (int64_t ch = 0; ch < num_chunks; ++ch) {
+    int64_t* cnt = counts.data() + ch * num_tiles;
+    const int64_t end = std::min(n, (ch + 1) * chunk);
+    for (int64_t t = ch * chunk; t < end; ++t) {
+      if (!valid[t]) continue;
+      const TriangleSetup<T>& s = setups[t];
+      for (int ty = s.y0 / TS; ty <= s.y1 / TS; ++ty)
+        for (int tx = s.x0 / TS; tx <= s.x1 / TS; ++tx) ++cnt[int64_t(ty) * tiles_x + tx];
+    }
+  }
+  // Exclusive prefix sum in (tile, chunk) order, rewritten in place as starting offsets.
+  std::vector<int64_t> tile_begin(size_t(num_tiles + 1));
+  int64_t total = 0;
+  for (int64_t tile = 0; tile < num_tiles; ++tile) {
+    tile_begin[tile] = total;
+    for (int64_t ch = 0; ch < num_chunks; ++ch) {
+      int64_t& c = counts[ch * num_tiles + tile];
+      const int64_t k = c;
+      c = total;
+      total += k;
+    }
+  }
+  tile_begin[num_tiles] = total;
+  bins.resize(size_t(total));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(p.num_threads)
+  for (int64_t ch = 0; ch < num_chunks; ++ch) {
+    int64_t* cursor = counts.data() + ch * num_tiles;
+    const int64_t end = std::min(n, (ch + 1) * chunk);
+    for (int64_t t = ch * chunk; t < end; ++t) {
+      if (!valid[t]) continue;
+      const TriangleSetup<T>& s = setups[t];
+      for (int ty = s.y0 / TS; ty <= s.y1 / TS; ++ty)
+        for (int tx = s.x0 / TS; tx <= s.x1 / TS; ++tx)
+          bins[cursor[int64_t(ty) * tiles_x + tx]++] = int32_t(t);
+    }
+  }
+
+  // 3. Per tile: z-buffer over the bin (ascending ids, strict less: ties go to the lower id),
+  //    then barycentrics and derivatives for the winner only.
+  const T kx = T(2) / T(W), ky = T(2) / T(H);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(p.num_threads)
+  for (int64_t tile = 0; tile < num_tiles; ++tile) {
+    const int tx0 = int(tile % tiles_x) * TS, ty0 = int(tile / tiles_x) * TS;
+    const int tx1 = std::min(tx0 + TS, W) - 1, ty1 = std::min(ty0 + TS, H) - 1;
+    T zbuf[kRasterTileSize * kRasterTileSize];
+    int32_t ibuf[kRasterTileSize * kRasterTileSize];
+    for (int i = 0; i < TS * TS; ++i) ibuf[i] = -1;
+    for (int64_t k = tile_begin[tile]; k < tile_begin[tile + 1]; ++k) {
+      const int32_t t = bins[k];
+      const TriangleSetup<T>& s = setups[t];
+      const int x0 = std::max(s.x0, tx0), x1 = std::min(s.x1, tx1);
+      const int y0 = std::max(s.y0, ty0), y1 = std::min(s.y1, ty1);
+      for (int y = y0; y <= y1; ++y) {
+        const T yc = py[y];
+        for (int x = x0; x <= x1; ++x) {
+          T z;
+          if (!pixel_covered(s, px[x], yc, &z)) continue;
+          const int li = (y - ty0) * TS + (x - tx0);
+          if (ibuf[li] < 0 || z < zbuf[li]) {
+            zbuf[li] = z;
+            ibuf[li] = t;
+          }
+        }
+      }
+    }
+    for (int y = ty0; y <= ty1; ++y) {
+      for (int x = tx0; x <= tx1; ++x) {
+        const int li = (y - ty0) * TS + (x - tx0);
+        T* r = rast + (int64_t(y) * W + x) * 4;
+        T* d = rast_db + (int64_t(y) * W + x) * 4;
+        const int32_t t = ibuf[li];
+        if (t < 0) {
+          r[0] = r[1] = r[2] = r[3] = T(0);
+          d[0] = d[1] = d[2] = d[3] = T(0);
+          continue;
+        }
+        barycentrics_at(setups[t].c, px[x], py[y], kx, ky, r, d);
+        r[2] = zbuf[li];
+        r[3] = T(vt.first + t + 1);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+int rasterize_fwd_cpu(const RasterizeFwdParams<T>& p) {
+  std::vector<T> px(static_cast<size_t>(p.width)), py(static_cast<size_t>(p.height));
+  for (int j = 0; j < p.width; ++j) px[j] = pixel_center_ndc<T>(j, p.width);
+  for (int i = 0; i < p.height; ++i) py[i] = pixel_center_ndc<T>(i, p.height);
+  std::vector<TriangleSetup<T>> setups;
+  std::vector<unsigned char> valid;
+  std::vector<int64_t> counts;
+  std::vector<int32_t> bins;
+  for (int64_t b = 0; b < p.num_views; ++b) rasterize_view(p, b, setups, valid, counts, bins, px, py);
+  return kOk;
+}
+
+// Backward: per view, every covered pixel's gradient with respect to its triangle's nine
+// (x, y, w) values is computed in parallel, then added to the vertices in pixel order by one
+// thread, so the sums do not depend on scheduling.
+template <typename T>
+int rasterize_bwd_cpu(const RasterizeBwdParams<T>& p) {
+  const int H = p.height, W = p.width;
+  const int64_t npix = int64_t(H) * W;
+  const T kx = T(2) / T(W), ky = T(2) / T(H);
+  std::vector<T> g9(static_cast<size_t>(npix) * 9);
+  std::vector<int32_t> pix_tri(static_cast<size_t>(npix));
+  int status = kOk;
+  for (int64_t b = 0; b < p.num_views; ++b) {
+    const T* pos = p.ranges ? p.pos : p.pos + b * p.num_vertices * 4;
+    T* grad_pos = p.ranges ? p.grad_pos : p.grad_pos + b * p.num_vertices * 4;
+    const T* rast = p.rast + b * npix * 4;
+    const T* grad_rast = p.grad_rast + b * npix * 4;
+    const T* grad_db = p.grad_rast_db ? p.grad_rast_db + b * npix * 4 : nullptr;
+    int view_status = kOk;
+#pragma omp parallel for schedule(static) num_threads(p.num_threads) reduction(max : view_status)
+    for (int64_t i = 0; i < npix; ++i) {
+      const T idf = rast[4 * i + 3];
+      pix_tri[i] = -1;
+      if (idf == T(0)) continue;
+      const int64_t t = int64_t(idf) - 1;
+      if (!(idf >= T(1)) || t >= p.num_triangles) {
+        view_status = kBadTriangleId;
+        continue;
+      }
+      const T g_uv[2] = {grad_rast[4 * i], grad_rast[4 * i + 1]};
+      const T* gdb = grad_db ? grad_db + 4 * i : nullptr;
+      const int32_t* ti = p.tri + 3 * t;
+      const Vec3<T> a[3] = {clip_xyw(pos + 4 * int64_t(ti[0])), clip_xyw(pos + 4 * int64_t(ti[1])),
+                            clip_xyw(pos + 4 * int64_t(ti[2]))};
+      Vec3<T> ga[3];
+      barycentrics_backward(a, pixel_center_ndc<T>(int(i % W), W), pixel_center_ndc<T>(int(i / W), H),
+                            kx, ky, g_uv, gdb, ga);
+      T* g = g9.data() + 9 * i;
+      for (int k = 0; k < 3; ++k) {
+        g[3 * k] = ga[k].x;
+        g[3 * k + 1] = ga[k].y;
+        g[3 * k + 2] = ga[k].z;
+      }
+      pix_tri[i] = int32_t(t);
+    }
+    if (view_status != kOk) {
+      status = view_status;
+      break;
+    }
+    for (int64_t i = 0; i < npix; ++i) {
+      const int32_t t = pix_tri[i];
+      if (t < 0) continue;
+      const T* g = g9.data() + 9 * i;
+      for (int k = 0; k < 3; ++k) {
+        T* gp = grad_pos + 4 * int64_t(p.tri[3 * int64_t(t) + k]);
+        gp[0] += g[3 * k];
+        gp[1] += g[3 * k + 1];
+        gp[3] += g[3 * k + 2];
+      }
+    }
+  }
+  return status;
+}
+
+template int rasterize_fwd_cpu<float>(const RasterizeFwdParams<float>&);
+template int rasterize_fwd_cpu<double>(const RasterizeFwdParams<double>&);
+template int rasterize_bwd_cpu<float>(const RasterizeBwdParams<float>&);
+template int rasterize_bwd_cpu<double>(const RasterizeBwdParams<double>&);
+
+}  // namespace rastlit

@@ -1,0 +1,106 @@
+"""Compile the C++ (and later CUDA) sources in ``csrc/`` on first use and cache the result.
+
+The build goes through ``torch.utils.cpp_extension.load`` (ninja, incremental: a kernel edit only
+recompiles that file). A stamp of the sources, flags and torch version lets later processes load
+the cached library directly without invoking ninja at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+_EXT_NAME = "rastlit_ext"
+_loaded = False
+
+# cpp_extension passes no OpenMP flags: without -fopenmp in both cflags and ldflags the kernels'
+# parallel loops silently run on one thread. -ffp-contract=off keeps cross products exactly
+# antisymmetric (watertight shared edges) even where the compiler could fuse multiply-adds.
+_CFLAGS = ["-O3", "-fopenmp", "-ffp-contract=off"]
+_LDFLAGS = ["-fopenmp"]
+
+
+def csrc_dir() -> Path:
+    """The kernel sources: ``csrc/`` beside the package (source tree, editable install) or the
+    copy installed inside the package (regular install)."""
+    here = Path(__file__).resolve().parent
+    for cand in (here.parent / "csrc", here / "csrc"):
+        if (cand / "ops.cpp").is_file():
+            return cand
+    raise RuntimeError(
+        f"rastlit: cannot find the C++ sources (looked for csrc/ops.cpp beside {here} and inside it); "
+        "reinstall rastlit with `pip install .`"
+    )
+
+
+def _sources(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.cpp"))
+
+
+def _stamp(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(list(root.rglob("*.cpp")) + list(root.rglob("*.h")) + list(root.rglob("*.cu"))):
+        h.update(str(p.relative_to(root)).encode())
+        h.update(p.read_bytes())
+    h.update(repr((_CFLAGS, _LDFLAGS, torch.__version__, sys.version_info[:2])).encode())
+    return h.hexdigest()
+
+
+def build_dir() -> Path:
+    base = os.environ.get("RASTLIT_BUILD_DIR")
+    if base:
+        root = Path(base)
+    else:
+        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        root = cache / "rastlit"
+    tag = f"torch{torch.__version__.replace('+', '_')}-py{sys.version_info[0]}{sys.version_info[1]}"
+    return root / tag
+
+
+def load(verbose: bool = False) -> None:
+    """Build (if needed) and load the extension, registering the ``torch.ops.rastlit`` ops."""
+    global _loaded
+    if _loaded:
+        return
+    root = csrc_dir()
+    bdir = build_dir()
+    bdir.mkdir(parents=True, exist_ok=True)
+    stamp = _stamp(root)
+    stamp_file = bdir / "stamp"
+    lib = bdir / f"{_EXT_NAME}.so"
+    if lib.is_file() and stamp_file.is_file() and stamp_file.read_text() == stamp:
+        torch.ops.load_library(str(lib))
+        _loaded = True
+        return
+
+    from torch.utils import cpp_extension
+
+    est = 60 if not lib.is_file() else 10
+    print(f"compiling rastlit CPU kernels, once, ~{est} s (cache: {bdir})", file=sys.stderr, flush=True)
+    t0 = time.time()
+    cpp_extension.load(
+        name=_EXT_NAME,
+        sources=[str(p) for p in _sources(root)],
+        extra_cflags=_CFLAGS,
+        extra_ldflags=_LDFLAGS,
+        extra_include_paths=[str(root)],
+        build_directory=str(bdir),
+        is_python_module=False,
+        verbose=verbose,
+    )
+    # cpp_extension may have versioned the name (rastlit_ext_v1, ...) within this process; keep a
+    # copy under the fixed name so later processes find it.
+    built = sorted(bdir.glob(f"{_EXT_NAME}*.so"), key=lambda p: p.stat().st_mtime)[-1]
+    if built != lib:
+        tmp = lib.with_suffix(".so.tmp")
+        tmp.write_bytes(built.read_bytes())
+        os.replace(tmp, lib)
+    stamp_file.write_text(stamp)
+    if verbose:
+        print(f"rastlit: built in {time.time() - t0:.1f} s", file=sys.stderr)
+    _loaded = True

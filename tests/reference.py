@@ -1,0 +1,477 @@
+"""Slow, float64 NumPy reference rasterizer used as a test oracle.
+
+This deliberately works in a different way from a fast scanline or tile
+rasterizer:
+
+* every triangle is clipped in homogeneous clip space against the near plane
+  (z >= -w) and the far plane (z <= w) with Sutherland-Hodgman,
+* the clipped polygon is projected to the screen, and pixel centres are tested
+  against it with edge functions, in pixel units, over the polygon's bounding
+  box,
+* perspective-correct barycentrics come from intersecting each pixel's ray
+  with the ORIGINAL (unclipped) triangle: solve ``M b' = (x, y, 1)`` with
+  ``M = [[x0 x1 x2], [y0 y1 y2], [w0 w1 w2]]`` and normalise ``b = b' / sum(b')``,
+* ``rast_db`` uses the ANALYTIC derivative of that closed form (quotient
+  rule on ``b'(x, y)``, which is affine in x and y), then the chain rule
+  dx/dX = 2/W and dy/dY = 2/H.  ``test_reference_db_matches_finite_differences``
+  checks it against central finite differences.
+
+Conventions match rastlit / nvdiffrast: ``rast[..., :] = (u, v, z/w, id + 1)``
+with u = b0 and v = b1, row 0 = bottom row (y_ndc = -1), pixel centre
+``x_ndc = (2j + 1)/W - 1`` and ``y_ndc = (2i + 1)/H - 1``, global triangle ids,
+the smallest z/w wins, exact depth ties go to the smaller triangle index, no
+culling, degenerate triangles cover nothing.
+
+Ambiguity
+---------
+Where the right answer depends on rounding or on the fill rule, the pixel is
+flagged in the returned ``ambiguous`` mask and oracles must not compare its
+triangle id.  For every triangle, each pixel of its bounding box is one of:
+
+* *definite*: the centre lies inside the clipped projected polygon by more than
+  ``edge_tol_px`` pixels from every edge, using the polygon clipped with the
+  clip planes that the triangle crosses tightened by ``clip_tol``
+  (|z| <= (1 - clip_tol) w), and its depth is below 1 - clip_tol;
+* *maybe*: not definite, but within ``edge_tol_px`` of the polygon clipped with
+  the crossed planes loosened by ``clip_tol`` (|z| <= (1 + clip_tol) w), or of
+  the segment(s) of a degenerate triangle, or at depth >= 1 - clip_tol (GL's
+  GL_LESS test against the cleared depth 1.0 drops fragments on the far plane);
+* *out*: neither.
+
+This is sound: if every vertex of the projected polygon moves by at most
+``edge_tol_px`` (fixed-point snapping in GPU rasterizers moves them by about
+1/512 px), then no centre more than ``edge_tol_px`` away from the boundary
+changes side.  The ideal winner is the definite candidate of smallest depth
+(ties exactly equal in float64 go to the smaller index).  A pixel is ambiguous
+when
+
+* some *maybe* candidate could win (depth <= best + tol; exact ties with a
+  larger index cannot win), including the case that there is no definite
+  candidate at all, or
+* another definite candidate has a depth within ``depth_tol * max(1, |best|)``
+  of the best one without being exactly equal to it.
+
+Exact equality of float64 depths happens for duplicated triangles and for
+triangles whose three vertices have the same z/w (a constant-depth plane: its
+depth is returned as exactly that constant); those ties are resolved by index
+and are not ambiguous.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "reference_rasterize",
+    "reference_interpolate",
+    "clip_polygon",
+    "triangle_pixels",
+    "compare_rast",
+    "to_numpy",
+    "views_of",
+]
+
+
+def to_numpy(x, dtype=None):
+    """Accept numpy arrays, lists or torch tensors."""
+    if x is None:
+        return None
+    if hasattr(x, "detach"):  # torch tensor, without importing torch
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x)
+    if dtype is not None:
+        x = x.astype(dtype)
+    return x
+
+
+def views_of(pos, tri, ranges=None):
+    """Yield (vertex_positions [V,4] float64, first_global_triangle_index, triangles)."""
+    pos = to_numpy(pos, np.float64)
+    tri = to_numpy(tri, np.int64).reshape(-1, 3)
+    ranges = to_numpy(ranges, np.int64)
+    if pos.ndim == 3:
+        if ranges is not None:
+            raise ValueError("ranges are only allowed with pos of shape [V, 4]")
+        for b in range(pos.shape[0]):
+            yield pos[b], 0, tri
+    elif pos.ndim == 2:
+        if ranges is None:
+            yield pos, 0, tri
+        else:
+            ranges = ranges.reshape(-1, 2)
+            for start, count in ranges:
+                start, count = int(start), int(count)
+                yield pos, start, tri[start:start + count]
+    else:
+        raise ValueError("pos must be [B,V,4] or [V,4]")
+
+
+# ---------------------------------------------------------------------------
+# Geometry helpers
+# ---------------------------------------------------------------------------
+
+def clip_polygon(verts, slack=0.0):
+    """Sutherland-Hodgman clip of a triangle/polygon in homogeneous clip space.
+
+    ``verts`` is [n, 4] (x, y, z, w).  Keeps the part with
+    ``-w <= z <= w`` (both inclusive; together they imply w >= 0).  A plane
+    that the input polygon actually crosses (some vertex strictly outside,
+    some inside) is moved by ``slack``: ``-(1 + slack) w <= z <= (1 + slack) w``
+    (slack > 0 loosens, slack < 0 tightens), to bracket the rounding of the
+    intersection points computed by a float32 clipper.  A plane with every
+    vertex inside (on it counts as inside) clips nothing, exactly; a plane with
+    every vertex strictly outside discards the polygon, exactly: the sign of
+    z + w and w - z of float32 inputs is computed exactly.
+    Returns an [m, 4] array (m may be 0).
+    """
+    s = 1.0 + slack
+    poly = np.asarray(verts, dtype=np.float64).reshape(-1, 4)
+    planes = (
+        (lambda p: p[..., 2] + p[..., 3], lambda p: p[..., 2] + s * p[..., 3]),  # near
+        (lambda p: p[..., 3] - p[..., 2], lambda p: s * p[..., 3] - p[..., 2]),  # far
+    )
+    exact = [d(poly) for d, _ in planes]
+    for (exact_d, slack_d), e in zip(planes, exact):
+        if np.all(e >= 0):
+            continue
+        if np.all(e < 0):
+            return np.zeros((0, 4))
+    pts = list(poly)
+    for (exact_d, dist), e in zip(planes, exact):
+        if not pts:
+            break
+        if np.all(e >= 0):
+            continue
+        out = []
+        n = len(pts)
+        for k in range(n):
+            a = pts[k]
+            b = pts[(k + 1) % n]
+            da = dist(a)
+            db = dist(b)
+            if da >= 0:
+                out.append(a)
+            if (da >= 0) != (db >= 0):
+                t = da / (da - db)
+                out.append(a + t * (b - a))
+        pts = out
+    return np.array(pts, dtype=np.float64).reshape(-1, 4)
+
+
+def _project(poly, H, W):
+    """Clip-space polygon -> screen coordinates in pixels (pixel centre j+0.5)."""
+    w = poly[:, 3]
+    if np.any(w <= 0):
+        # Only possible for a polygon touching the eye point (z = w = 0).
+        return None
+    X = (poly[:, 0] / w + 1.0) * (0.5 * W)
+    Y = (poly[:, 1] / w + 1.0) * (0.5 * H)
+    P = np.stack([X, Y], axis=1)
+    # drop consecutive duplicates
+    keep = []
+    for k in range(len(P)):
+        if not keep or not np.array_equal(P[k], P[keep[-1]]):
+            keep.append(k)
+    if len(keep) > 1 and np.array_equal(P[keep[0]], P[keep[-1]]):
+        keep.pop()
+    return P[keep]
+
+
+def _segment_distance(P, cx, cy):
+    """Distance from points (cx, cy) (arrays) to the closed polyline P [n,2]."""
+    d = np.full(np.broadcast(cx, cy).shape, np.inf)
+    n = len(P)
+    if n == 1:
+        return np.hypot(cx - P[0, 0], cy - P[0, 1])
+    for k in range(n):
+        a = P[k]
+        b = P[(k + 1) % n]
+        ex, ey = b[0] - a[0], b[1] - a[1]
+        L2 = ex * ex + ey * ey
+        if L2 == 0:
+            dk = np.hypot(cx - a[0], cy - a[1])
+        else:
+            t = np.clip(((cx - a[0]) * ex + (cy - a[1]) * ey) / L2, 0.0, 1.0)
+            dk = np.hypot(cx - (a[0] + t * ex), cy - (a[1] + t * ey))
+        d = np.minimum(d, dk)
+    return d
+
+
+def _signed_area(P):
+    if len(P) < 3:
+        return 0.0
+    x, y = P[:, 0], P[:, 1]
+    return 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
+
+
+def _inside_convex(P, cx, cy, area):
+    """Strict inside test for a convex polygon with signed area ``area``."""
+    sgn = 1.0 if area > 0 else -1.0
+    inside = np.ones(np.broadcast(cx, cy).shape, dtype=bool)
+    n = len(P)
+    for k in range(n):
+        a = P[k]
+        b = P[(k + 1) % n]
+        e = (b[0] - a[0]) * (cy - a[1]) - (b[1] - a[1]) * (cx - a[0])
+        inside &= sgn * e > 0
+    return inside
+
+
+def _is_degenerate(P):
+    if P is None or len(P) < 3:
+        return True
+    ext = max(float(np.ptp(P[:, 0])), float(np.ptp(P[:, 1])), 1.0)
+    return abs(_signed_area(P)) <= 1e-12 * ext * ext
+
+
+def triangle_pixels(v, H, W, edge_tol_px=0.02, clip_tol=1e-6):
+    """Classify the pixels of one triangle.
+
+    ``v`` is [3,4] clip-space vertices.  Returns None when no pixel can be
+    touched, else a dict with the pixel index box (i0, i1, j0, j1; half-open),
+    boolean arrays ``definite`` and ``maybe`` over that box, the pixel
+    centres' screen coordinates, and whether the triangle is degenerate.
+    """
+    outer = clip_polygon(v, slack=+clip_tol)
+    if len(outer) == 0:
+        return None
+    P_out = _project(outer, H, W)
+    if P_out is None or len(P_out) == 0:
+        return None
+    tol = edge_tol_px
+    xmin, xmax = P_out[:, 0].min() - tol, P_out[:, 0].max() + tol
+    ymin, ymax = P_out[:, 1].min() - tol, P_out[:, 1].max() + tol
+    # pixel j has centre j + 0.5
+    j0 = max(int(np.ceil(xmin - 0.5)), 0)
+    j1 = min(int(np.floor(xmax - 0.5)), W - 1) + 1
+    i0 = max(int(np.ceil(ymin - 0.5)), 0)
+    i1 = min(int(np.floor(ymax - 0.5)), H - 1) + 1
+    if j0 >= j1 or i0 >= i1:
+        return None
+    cy, cx = np.meshgrid(np.arange(i0, i1) + 0.5, np.arange(j0, j1) + 0.5, indexing="ij")
+
+    # "maybe" region: within tol of the loosened polygon (or its segments).
+    degenerate = _is_degenerate(P_out)
+    d_out = _segment_distance(P_out, cx, cy)
+    if degenerate:
+        near_out = d_out <= tol
+    else:
+        near_out = _inside_convex(P_out, cx, cy, _signed_area(P_out)) | (d_out <= tol)
+
+    # "definite" region: inside the tightened polygon by more than tol.
+    definite = np.zeros_like(near_out)
+    if not degenerate:
+        inner = clip_polygon(v, slack=-clip_tol)
+        P_in = _project(inner, H, W) if len(inner) else None
+        if P_in is not None and not _is_degenerate(P_in):
+            area = _signed_area(P_in)
+            definite = _inside_convex(P_in, cx, cy, area) & (_segment_distance(P_in, cx, cy) > tol)
+    maybe = near_out & ~definite
+    if not (definite.any() or maybe.any()):
+        return None
+    return dict(i0=i0, i1=i1, j0=j0, j1=j1, cx=cx, cy=cy,
+                definite=definite, maybe=maybe, degenerate=degenerate)
+
+
+def _barycentrics(v, cx, cy, H, W):
+    """Perspective-correct barycentrics, depth and analytic pixel derivatives.
+
+    Returns (b [...,3], depth [...], db [...,3,2]) where db[..., i, 0] is
+    d b_i / dX and db[..., i, 1] is d b_i / dY (X, Y in pixels).  Returns None
+    if the triangle's plane passes through the eye (M singular).
+    """
+    M = np.array([[v[0, 0], v[1, 0], v[2, 0]],
+                  [v[0, 1], v[1, 1], v[2, 1]],
+                  [v[0, 3], v[1, 3], v[2, 3]]], dtype=np.float64)
+    scale = np.abs(M).max()
+    if scale == 0:
+        return None
+    det = np.linalg.det(M / scale)
+    if abs(det) < 1e-14:
+        return None
+    Minv = np.linalg.inv(M)
+    x = (2.0 * cx) / W - 1.0  # cx already includes the +0.5
+    y = (2.0 * cy) / H - 1.0
+    # b'_i = A_i0 x + A_i1 y + A_i2  (affine in x, y)
+    bp = Minv[None, None, :, 0] * x[..., None] + Minv[None, None, :, 1] * y[..., None] + Minv[None, None, :, 2]
+    S = bp.sum(-1)
+    b = bp / S[..., None]
+    # quotient rule: d(b'_i/S)/dx = (A_i0 S - b'_i sum_j A_j0) / S^2
+    sx = Minv[:, 0].sum()
+    sy = Minv[:, 1].sum()
+    dbx = (Minv[None, None, :, 0] * S[..., None] - bp * sx) / (S * S)[..., None]
+    dby = (Minv[None, None, :, 1] * S[..., None] - bp * sy) / (S * S)[..., None]
+    db = np.stack([dbx * (2.0 / W), dby * (2.0 / H)], axis=-1)
+    zw = v[:, 2] / v[:, 3] if np.all(v[:, 3] != 0) else None
+    if zw is not None and zw[0] == zw[1] == zw[2]:
+        depth = np.full(S.shape, zw[0])  # constant-depth plane: exact
+    else:
+        depth = (b @ v[:, 2]) / (b @ v[:, 3])
+    return b, depth, db
+
+
+# ---------------------------------------------------------------------------
+# Public reference functions
+# ---------------------------------------------------------------------------
+
+def reference_rasterize(pos, tri, H, W, ranges=None, edge_tol_px=0.02, depth_tol=1e-6,
+                        clip_tol=1e-6):
+    """Reference rasterization.
+
+    Returns ``(rast, rast_db, ambiguous)``: float64 [B,H,W,4], float64
+    [B,H,W,4] = (du/dX, du/dY, dv/dX, dv/dY), bool [B,H,W].
+    """
+    H, W = int(H), int(W)
+    views = list(views_of(pos, tri, ranges))
+    B = len(views)
+    rast = np.zeros((B, H, W, 4))
+    rast_db = np.zeros((B, H, W, 4))
+    ambiguous = np.zeros((B, H, W), dtype=bool)
+    for bi, (P, start, T) in enumerate(views):
+        best_d = np.full((H, W), np.inf)
+        best_id = np.full((H, W), -1, dtype=np.int64)
+        cands = []
+        for k, t in enumerate(T):
+            gid = start + k
+            v = P[t]
+            info = triangle_pixels(v, H, W, edge_tol_px, clip_tol)
+            if info is None:
+                continue
+            bc = _barycentrics(v, info["cx"], info["cy"], H, W)
+            if bc is None:
+                # plane through the eye: projects to a segment; only "maybe".
+                info["definite"][:] = False
+                depth = np.full(info["cx"].shape, -np.inf)  # could win anywhere
+            else:
+                b, depth, db = bc
+                # GL compares window depth with GL_LESS against the cleared 1.0, so
+                # fragments at (or within rounding of) the far plane may be dropped
+                # although the far plane is inclusive for clipping: ambiguous.
+                at_far = info["definite"] & ~(depth < 1.0 - clip_tol)
+                if at_far.any():
+                    info["maybe"] |= at_far
+                    info["definite"] &= ~at_far
+            sl = (slice(info["i0"], info["i1"]), slice(info["j0"], info["j1"]))
+            cands.append((gid, sl, info["definite"], info["maybe"], depth))
+            if bc is None:
+                continue
+            dm = info["definite"] & (depth < best_d[sl])
+            if dm.any():
+                bd = best_d[sl]
+                bd[dm] = depth[dm]
+                best_id[sl][dm] = gid
+                r = rast[bi][sl]
+                r[dm, 0] = b[dm, 0]
+                r[dm, 1] = b[dm, 1]
+                r[dm, 2] = depth[dm]
+                r[dm, 3] = gid + 1
+                g = rast_db[bi][sl]
+                g[dm, 0] = db[dm, 0, 0]
+                g[dm, 1] = db[dm, 0, 1]
+                g[dm, 2] = db[dm, 1, 0]
+                g[dm, 3] = db[dm, 1, 1]
+        # second pass: ambiguity
+        amb = ambiguous[bi]
+        for gid, sl, definite, maybe, depth in cands:
+            bd = best_d[sl]
+            bid = best_id[sl]
+            tol = depth_tol * np.maximum(1.0, np.abs(np.where(np.isfinite(bd), bd, 0.0)))
+            not_winner = bid != gid
+            finite = np.isfinite(depth)
+            exact_loser = (depth == bd) & (gid > bid) & (bid >= 0)
+            can_win = ~finite | ((depth <= bd + tol) & ~exact_loser)
+            a_maybe = maybe & not_winner & can_win
+            a_def = definite & not_winner & (~finite | ((depth != bd) & (depth <= bd + tol)))
+            amb[sl] |= a_maybe | a_def
+    return rast, rast_db, ambiguous
+
+
+def reference_interpolate(attr, rast, tri, rast_db=None, diff_attrs=None):
+    """Reference attribute interpolation.
+
+    ``attr`` [B,V,A] or [V,A]; ``rast`` [B,H,W,4]; ``tri`` [T,3] (global ids).
+    Returns (out [B,H,W,A], out_da [B,H,W,2*len(diff_attrs)] or None).
+    ``diff_attrs`` is a list of attribute indices or 'all'.
+    """
+    attr = to_numpy(attr, np.float64)
+    rast = to_numpy(rast, np.float64)
+    tri = to_numpy(tri, np.int64).reshape(-1, 3)
+    B, H, W, _ = rast.shape
+    if attr.ndim == 2:
+        attr = np.broadcast_to(attr, (B,) + attr.shape)
+    A = attr.shape[-1]
+    ids = np.rint(rast[..., 3]).astype(np.int64) - 1
+    cov = ids >= 0
+    u, v = rast[..., 0], rast[..., 1]
+    out = np.zeros((B, H, W, A))
+    a0 = np.zeros((B, H, W, A))
+    a1 = np.zeros((B, H, W, A))
+    a2 = np.zeros((B, H, W, A))
+    for b in range(B):
+        c = cov[b]
+        t = tri[ids[b][c]]
+        a0[b][c] = attr[b][t[:, 0]]
+        a1[b][c] = attr[b][t[:, 1]]
+        a2[b][c] = attr[b][t[:, 2]]
+    out = u[..., None] * a0 + v[..., None] * a1 + (1.0 - u - v)[..., None] * a2
+    out[~cov] = 0.0
+    out_da = None
+    if rast_db is not None and diff_attrs is not None:
+        rast_db = to_numpy(rast_db, np.float64)
+        idx = list(range(A)) if (isinstance(diff_attrs, str) and diff_attrs == "all") else list(diff_attrs)
+        cols = []
+        for k in idx:
+            e0 = a0[..., k] - a2[..., k]
+            e1 = a1[..., k] - a2[..., k]
+            cols.append(rast_db[..., 0] * e0 + rast_db[..., 2] * e1)  # d/dX
+            cols.append(rast_db[..., 1] * e0 + rast_db[..., 3] * e1)  # d/dY
+        out_da = np.stack(cols, axis=-1) if cols else np.zeros((B, H, W, 0))
+        out_da[~cov] = 0.0
+    return out, out_da
+
+
+# ---------------------------------------------------------------------------
+# Comparison helper shared by the tests and the report script
+# ---------------------------------------------------------------------------
+
+def compare_rast(test, ref, ambiguous, test_db=None, ref_db=None):
+    """Compare a rasterization ``test`` against ``ref`` (both [B,H,W,4]).
+
+    Ids are compared outside ``ambiguous``; u, v, z/w wherever both ids agree
+    and are non-zero; rast_db (if given) where ids agree, are non-zero and the
+    pixel is not ambiguous, as error relative to max(|ref_db| over the pixel's
+    4 components, 1e-6).  Returns a dict of counts and maxima.
+    """
+    test = to_numpy(test, np.float64)
+    ref = to_numpy(ref, np.float64)
+    amb = to_numpy(ambiguous, bool)
+    tid = np.rint(test[..., 3]).astype(np.int64)
+    rid = np.rint(ref[..., 3]).astype(np.int64)
+    same = tid == rid
+    mism = (~same) & (~amb)
+    both = same & (rid > 0)
+    r = dict(
+        pixels=int(rid.size),
+        covered=int((rid > 0).sum()),
+        ambiguous=int(amb.sum()),
+        id_mismatch=int(mism.sum()),
+        compared=int(both.sum()),
+    )
+    for name, c in (("du", 0), ("dv", 1), ("dz", 2)):
+        r["max_" + name] = float(np.abs(test[..., c] - ref[..., c])[both].max()) if both.any() else 0.0
+    r["nonfinite"] = int((~np.isfinite(test)).sum())
+    if mism.any():
+        where = np.argwhere(mism)[:5]
+        r["first_mismatches"] = [
+            (tuple(int(q) for q in w), int(tid[tuple(w)]) - 1, int(rid[tuple(w)]) - 1) for w in where
+        ]
+    if test_db is not None and ref_db is not None:
+        tdb = to_numpy(test_db, np.float64)
+        rdb = to_numpy(ref_db, np.float64)
+        m = both & ~amb
+        scale = np.maximum(np.abs(rdb).max(-1, keepdims=True), 1e-6)
+        rel = np.abs(tdb - rdb) / scale
+        r["max_db_rel"] = float(rel[m].max()) if m.any() else 0.0
+        r["db_compared"] = int(m.sum())
+        r["db_nonzero_background"] = int((np.abs(tdb[tid == 0]) > 0).sum())
+    return r
