@@ -78,11 +78,30 @@ def load(verbose: bool = False) -> None:
         _loaded = True
         return
 
+    # One builder at a time across processes (pytest workers, DDP ranks): take an flock, then
+    # look at the stamp again, since another process may have finished the build meanwhile.
+    import fcntl
+
+    with open(bdir / "rastlit.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (lib.is_file() and stamp_file.is_file() and stamp_file.read_text() == stamp):
+            _compile(root, bdir, lib, stamp_file, stamp, verbose)  # also loads it
+        else:
+            torch.ops.load_library(str(lib))
+    _loaded = True
+
+
+def _compile(root: Path, bdir: Path, lib: Path, stamp_file: Path, stamp: str, verbose: bool) -> None:
     from torch.utils import cpp_extension
 
     est = 60 if not lib.is_file() else 10
     print(f"compiling rastlit CPU kernels, once, ~{est} s (cache: {bdir})", file=sys.stderr, flush=True)
     t0 = time.time()
+    # We hold the flock, so a baton file left here is stale (a builder was killed); cpp_extension
+    # would wait on it forever.
+    (bdir / "lock").unlink(missing_ok=True)
+    stamp_file.unlink(missing_ok=True)
+    # cpp_extension.load builds and loads in one go.
     cpp_extension.load(
         name=_EXT_NAME,
         sources=[str(p) for p in _sources(root)],
@@ -93,14 +112,11 @@ def load(verbose: bool = False) -> None:
         is_python_module=False,
         verbose=verbose,
     )
-    # cpp_extension may have versioned the name (rastlit_ext_v1, ...) within this process; keep a
-    # copy under the fixed name so later processes find it.
-    built = sorted(bdir.glob(f"{_EXT_NAME}*.so"), key=lambda p: p.stat().st_mtime)[-1]
-    if built != lib:
+    built = max(bdir.glob(f"{_EXT_NAME}*.so"), key=lambda p: p.stat().st_mtime)
+    if built != lib:  # cpp_extension versioned the name within this process
         tmp = lib.with_suffix(".so.tmp")
         tmp.write_bytes(built.read_bytes())
         os.replace(tmp, lib)
     stamp_file.write_text(stamp)
     if verbose:
         print(f"rastlit: built in {time.time() - t0:.1f} s", file=sys.stderr)
-    _loaded = True

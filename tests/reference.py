@@ -155,7 +155,26 @@ def clip_polygon(verts, slack=0.0):
                 t = da / (da - db)
                 out.append(a + t * (b - a))
         pts = out
-    return np.array(pts, dtype=np.float64).reshape(-1, 4)
+    poly_out = np.array(pts, dtype=np.float64).reshape(-1, 4)
+    # The near and far planes only meet at z = w = 0, so a clipped vertex can lie
+    # at w = 0 (x, y != 0): a point at infinity, e.g. a triangle with z = 0
+    # everywhere and w changing sign.  Its projection is unbounded (GL draws it).
+    # Cut it at w = eps, ~1e9 viewports away, which leaves the on-screen edges
+    # (their directions) unchanged.
+    eps = 1e-9 * max(float(np.abs(poly[:, [0, 1, 3]]).max()), 1e-300)
+    if len(poly_out) and np.any(poly_out[:, 3] < eps):
+        d = poly_out[:, 3] - eps
+        out = []
+        n = len(poly_out)
+        for k in range(n):
+            a, b = poly_out[k], poly_out[(k + 1) % n]
+            if d[k] >= 0:
+                out.append(a)
+            if (d[k] >= 0) != (d[(k + 1) % n] >= 0):
+                t = d[k] / (d[k] - d[(k + 1) % n])
+                out.append(a + t * (b - a))
+        poly_out = np.array(out, dtype=np.float64).reshape(-1, 4)
+    return poly_out
 
 
 def _project(poly, H, W):

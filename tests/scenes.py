@@ -154,15 +154,21 @@ def _grid(H, W, step, first, rng, random_w, zfun):
     return pos.astype(np.float32), np.array(tris, dtype=np.int32)
 
 
-def _soup(rng, n, xy=1.2, zr=0.9, wr=(0.5, 2.0), size=None):
-    """Random triangles in clip space with w in ``wr`` (all in front)."""
+def _soup(rng, n, xy=1.2, zr=0.9, wr=(0.5, 2.0), size=None, zspread=None):
+    """Random triangles in clip space with w in ``wr`` (all in front).
+
+    z/w is uniform in [-zr, zr] per vertex, or, with ``zspread``, a random
+    per-triangle base plus at most +-zspread per vertex."""
     if size is None:
         p = rng.uniform(-xy, xy, size=(n, 3, 2))
     else:
         c = rng.uniform(-xy, xy, size=(n, 1, 2))
         s = rng.uniform(size[0], size[1], size=(n, 1, 1))
         p = c + s * rng.uniform(-1, 1, size=(n, 3, 2))
-    z = rng.uniform(-zr, zr, size=(n, 3, 1))
+    if zspread is None:
+        z = rng.uniform(-zr, zr, size=(n, 3, 1))
+    else:
+        z = rng.uniform(-zr, zr, size=(n, 1, 1)) + rng.uniform(-zspread, zspread, size=(n, 3, 1))
     w = rng.uniform(wr[0], wr[1], size=(n, 3, 1))
     pos = np.concatenate([p * w, z * w, w], axis=-1).reshape(-1, 4)
     tri = np.arange(3 * n, dtype=np.int32).reshape(n, 3)
@@ -265,10 +271,10 @@ def behind_camera():
         # wall x=1.2, from z=-10 to z=+5
         [(1.2, -1, -10), (1.2, 2, -10), (1.2, 2, 5)],
         [(1.2, -1, -10), (1.2, 2, 5), (1.2, -1, 5)],
-        # one vertex behind
-        [(-0.6, 0.3, -2.0), (0.4, 0.7, -3.0), (0.0, 0.1, 1.0)],
-        # two vertices behind
-        [(-0.3, -0.4, -1.5), (-1.0, 0.6, 1.0), (0.8, 0.9, 2.0)],
+        # one vertex behind (upper left)
+        [(-0.9, 0.2, -2.0), (-0.2, 0.6, -2.5), (-0.5, 0.4, 1.0)],
+        # two vertices behind (lower right)
+        [(0.3, -0.5, -1.5), (0.2, 0.3, 1.0), (0.9, -0.2, 2.0)],
         # all behind, projecting onto the screen (x/w, y/w in range)
         [(-0.3, -0.3, 2.0), (0.3, -0.3, 2.0), (0.0, 0.4, 3.0)],
         # ceiling strip passing over the camera
@@ -315,7 +321,7 @@ def offscreen_degenerate():
         _ndc_tri([(-0.5, -1.2, 0.0), (0.5, -1.1, 0.1), (0.0, -1.9, 0.2)]),   # bottom
         _ndc_tri([(-3.0, 0.9, 0.0), (0.9, -3.0, 0.0), (-3.0, -3.0, 0.0)]),   # around a corner, misses
         # huge: edge through the screen, vertices hundreds of viewports away
-        _ndc_tri([(-500.0, -480.0, 0.3), (500.0, 520.0, 0.3), (-500.0, 520.0, 0.3)]),
+        _ndc_tri([(-500.0, -499.9, 0.3), (500.0, 500.1, 0.3), (-500.0, 500.1, 0.3)]),
         # collinear, line through pixel centres (diagonal)
         _ndc_tri([(px(2), px(4), z), (px(20), px(22), z), (px(40), px(42), z)]),
         # repeated vertex
@@ -348,7 +354,7 @@ def random_soup():
         "centre, most cover none")
 def tiny_triangles():
     rng = np.random.default_rng(6)
-    pos, tri = _soup(rng, 400, xy=0.95, size=(0.0015, 0.03), wr=(0.8, 1.2))
+    pos, tri = _soup(rng, 400, xy=0.95, size=(0.0015, 0.03), wr=(0.8, 1.2), zspread=0.01)
     return Scene(pos[None], tri, None, 64, 64, "tiny_triangles")
 
 
@@ -369,8 +375,9 @@ def _batch_views():
         perspective(45.0, 1.0, 0.5, 10.0) @ look_at((2.5, 1.0, 2.0), (0, 0, 0)),
         # close: the near plane cuts the sphere
         perspective(60.0, 1.0, 0.6, 10.0) @ look_at((0.9, 0.8, 0.9), (0, 0, 0)) @ rotation((1, 2, 3), 0.7),
-        # inside the sphere: lots of w<0 vertices and near clipping all around
-        perspective(90.0, 1.0, 0.05, 5.0) @ look_at((0.2, 0.1, 0.3), (1.0, 0.3, -0.5)),
+        # inside the sphere, close to its surface, wide angle: many visible triangles
+        # have a vertex behind the camera (w < 0)
+        perspective(110.0, 1.0, 0.05, 5.0) @ look_at((0.8, 0.1, 0.3), (1.0, 0.8, 0.0)),
     ]
     return v, f, cams
 

@@ -10,14 +10,15 @@
 // camera are handled exactly; near and far planes are a per-pixel test on z/w, which is affine in
 // p: z/w = (sum_i z_i c_i / det) . p.
 //
-// Watertightness: two triangles sharing an edge compute its edge vector from the same two
-// vertices, in opposite order, so the vectors are exact negations (cross() is written so that
-// cross(a, b) == -cross(b, a) bit for bit, and fp contraction is off). A pixel centre exactly on
-// the edge gets e == 0 in both, and the tie rule below (a fixed infinitesimal nudge direction)
-// gives it to exactly one of them.
+// Watertightness: the sign of e_i is the orientation det[a_j; a_k; p], which two triangles
+// sharing the edge (a_j, a_k) see with opposite signs. Signs are taken exactly (exact.h: a
+// rounded evaluation with an error bound, and exact expansion arithmetic when the value is
+// within it), so a pixel centre exactly on an edge or a vertex gets exact zeros, and the tie rule
+// below (a fixed infinitesimal nudge direction) gives it to exactly one triangle.
 #pragma once
 
 #include "../common.h"
+#include "../exact.h"
 
 namespace rastlit {
 
@@ -28,8 +29,10 @@ constexpr int64_t kMaxTriangles = 16777215;  // 2^24 - 1: id + 1 must be exact i
 template <typename T>
 struct TriangleSetup {
   Vec3<T> c[3];    // edge vectors: e_i(p) = dot(c[i], p)
+  Vec3<T> m[3];    // magnitudes of the products behind c[i], for the rounding error bound
   Vec3<T> zplane;  // z/w at p = dot(zplane, p)
-  T sign;          // sign(det): the triangle covers p where sign * e_i >= 0 for all i
+  int sign;        // sign(det): the triangle covers p where sign * e_i >= 0 for all i
+  int tie_pass;    // bit i: edge i keeps pixel centres lying exactly on it (tie rule)
   int x0, y0, x1, y1;  // inclusive pixel bounding box, clamped to the image
 };
 
@@ -38,32 +41,39 @@ RL_HD Vec3<T> clip_xyw(const T* v) {
   return make_vec3<T>(v[0], v[1], v[3]);
 }
 
-// Edge tie rule for a pixel centre exactly on an edge: the pixel belongs to the side that the
-// direction (1, epsilon) points into, i.e. the inward normal n passes if n.x > 0, or n.x == 0
-// and n.y > 0. Neighbours across an edge see opposite normals, so exactly one takes the pixel.
-template <typename T>
-RL_HD bool edge_passes(T signed_e, T nx, T ny) {
-  if (signed_e > T(0)) return true;
-  if (signed_e < T(0)) return false;
-  return nx > T(0) || (nx == T(0) && ny > T(0));
-}
-
 template <typename T>
 RL_HD T edge_eval(const Vec3<T>& c, T px, T py) {
   return c.x * px + c.y * py + c.z;
 }
 
-// Coverage and depth of one pixel centre. Returns true and the depth when the triangle covers it
-// and the point lies between the near and far planes (inclusive).
+// Where a triangle's vertices are, for the rare exact path: the view's positions and the
+// triangle's row of indices.
 template <typename T>
-RL_HD bool pixel_covered(const TriangleSetup<T>& s, T px, T py, T* depth) {
-  const T e0 = s.sign * edge_eval(s.c[0], px, py);
-  const T e1 = s.sign * edge_eval(s.c[1], px, py);
-  const T e2 = s.sign * edge_eval(s.c[2], px, py);
-  if (!edge_passes(e0, s.sign * s.c[0].x, s.sign * s.c[0].y)) return false;
-  if (!edge_passes(e1, s.sign * s.c[1].x, s.sign * s.c[1].y)) return false;
-  if (!edge_passes(e2, s.sign * s.c[2].x, s.sign * s.c[2].y)) return false;
-  if (!(e0 + e1 + e2 > T(0))) return false;  // all-zero (underflow) guard
+struct TriangleVertices {
+  const T* pos;        // [V,4] of this view
+  const int32_t* idx;  // 3 vertex indices
+  RL_HD Vec3<T> operator[](int k) const { return clip_xyw(pos + 4 * int64_t(idx[k])); }
+};
+
+// Exact sign of e_i at (px, py): the rounded value when it clears the error bound, else an
+// exact recomputation from the edge's two vertices (a_j, a_k), i.e. det[a_j; a_k; p].
+template <typename T>
+RL_HD int edge_sign(const TriangleSetup<T>& s, int i, T px, T py, const TriangleVertices<T>& v) {
+  const T e = edge_eval(s.c[i], px, py);
+  const T bound = orient_error_factor<T>() * (s.m[i].x * std::fabs(px) + s.m[i].y * std::fabs(py) + s.m[i].z);
+  if (e > bound) return 1;
+  if (e < -bound) return -1;
+  return orient_sign_exact(v[(i + 1) % 3], v[(i + 2) % 3], make_vec3<T>(px, py, T(1)));
+}
+
+// Coverage and depth of one pixel centre. Returns true and the depth when the triangle covers
+// the pixel centre and the point lies between the near and far planes (inclusive).
+template <typename T>
+RL_HD bool pixel_covered(const TriangleSetup<T>& s, const TriangleVertices<T>& v, T px, T py, T* depth) {
+  for (int i = 0; i < 3; ++i) {
+    const int sg = s.sign * edge_sign(s, i, px, py, v);
+    if (sg < 0 || (sg == 0 && !((s.tie_pass >> i) & 1))) return false;
+  }
   const T z = edge_eval(s.zplane, px, py);
   if (!(z >= T(-1) && z <= T(1))) return false;  // near / far planes; also rejects NaN
   *depth = z;
@@ -98,18 +108,37 @@ RL_HD bool setup_triangle(const T* v0, const T* v1, const T* v2, int height, int
                           TriangleSetup<T>* s) {
   if (!all_finite4(v0) || !all_finite4(v1) || !all_finite4(v2)) return false;
   const Vec3<T> a0 = clip_xyw(v0), a1 = clip_xyw(v1), a2 = clip_xyw(v2);
-  s->c[0] = cross(a1, a2);
-  s->c[1] = cross(a2, a0);
-  s->c[2] = cross(a0, a1);
-  // The sign of det decides which side is inside: take it in double so thin float triangles
-  // do not flip it.
-  const double det_d =
-      double(v0[0]) * (double(v1[1]) * double(v2[3]) - double(v1[3]) * double(v2[1])) +
-      double(v0[1]) * (double(v1[3]) * double(v2[0]) - double(v1[0]) * double(v2[3])) +
-      double(v0[3]) * (double(v1[0]) * double(v2[1]) - double(v1[1]) * double(v2[0]));
-  if (!(det_d != 0.0) || !std::isfinite(det_d)) return false;
-  s->sign = det_d > 0 ? T(1) : T(-1);
-  const T inv_det = T(1.0 / det_d);
+  const Vec3<T> a[3] = {a0, a1, a2};
+  for (int i = 0; i < 3; ++i) {
+    const Vec3<T>& p = a[(i + 1) % 3];
+    const Vec3<T>& q = a[(i + 2) % 3];
+    s->c[i] = cross(p, q);
+    s->m[i] = make_vec3<T>(std::fabs(p.y * q.z) + std::fabs(p.z * q.y), std::fabs(p.z * q.x) + std::fabs(p.x * q.z),
+                           std::fabs(p.x * q.y) + std::fabs(p.y * q.x));
+  }
+  // det = a0 . (a1 x a2), its sign exact: a wrong sign would turn the triangle inside out.
+  const int det_sign = orient_sign_exact(a1, a2, a0);
+  if (det_sign == 0) return false;
+  s->sign = det_sign;
+  // Tie rule for pixel centres exactly on edge i: keep them when the inward normal
+  // sign * (c.x, c.y) has n.x > 0, or n.x == 0 and n.y > 0, i.e. when the nudge direction
+  // (1, epsilon) points into the triangle. Neighbours see opposite normals, so exactly one
+  // keeps the pixel; exact signs make this hold at vertices too.
+  s->tie_pass = 0;
+  for (int i = 0; i < 3; ++i) {
+    const Vec3<T>& p = a[(i + 1) % 3];
+    const Vec3<T>& q = a[(i + 2) % 3];
+    const int nx = det_sign * diff_prod_sign_exact(p.y, q.z, p.z, q.y);  // c.x = p.y q.w - p.w q.y
+    const int ny = det_sign * diff_prod_sign_exact(p.z, q.x, p.x, q.z);  // c.y = p.w q.x - p.x q.w
+    if (nx > 0 || (nx == 0 && ny > 0)) s->tie_pass |= 1 << i;
+  }
+  const double det_d = double(v0[0]) * (double(v1[1]) * double(v2[3]) - double(v1[3]) * double(v2[1])) +
+                       double(v0[1]) * (double(v1[3]) * double(v2[0]) - double(v1[0]) * double(v2[3])) +
+                       double(v0[3]) * (double(v1[0]) * double(v2[1]) - double(v1[1]) * double(v2[0]));
+  if (!std::isfinite(det_d)) return false;
+  // z/w is a depth attribute only (no coverage decision rests on it but the near/far test),
+  // so its plane may be rounded; a det that rounds to 0 in double leaves it flat.
+  const T inv_det = det_d != 0.0 ? T(1.0 / det_d) : T(0);
   s->zplane = inv_det * (v0[2] * s->c[0] + v1[2] * s->c[1] + v2[2] * s->c[2]);
 
   // Conservative bounding box of the part between the near (z >= -w) and far (z <= w) planes.
@@ -145,7 +174,12 @@ RL_HD bool setup_triangle(const T* v0, const T* v1, const T* v2, int height, int
   }
   // Pixel j has its centre at X = (2j + 1) / W - 1, i.e. j = (X + 1) W / 2 - 1/2. The margin
   // keeps pixels that float32 edge tests may still accept just outside the exact polygon.
-  const double margin = 0.125;
+  double extent = 0;
+  for (int i = 0; i < n; ++i) {
+    const double w = poly_a[i][3];
+    extent = std::fmax(extent, std::fmax(std::fabs(poly_a[i][0] / w), std::fabs(poly_a[i][1] / w)));
+  }
+  const double margin = 0.125 + 1e-13 * extent * (width > height ? width : height);
   double fx0 = (xmin + 1.0) * 0.5 * width - 0.5 - margin;
   double fx1 = (xmax + 1.0) * 0.5 * width - 0.5 + margin;
   double fy0 = (ymin + 1.0) * 0.5 * height - 0.5 - margin;

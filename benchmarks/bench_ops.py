@@ -1,0 +1,651 @@
+#!/usr/bin/env python
+"""Benchmark rastlit.rasterize + rastlit.interpolate against a vectorized pure-PyTorch rasterizer.
+
+Scene: an icosphere (subdivided icosahedron, 20 * 4**k triangles) seen through an OpenGL
+perspective camera that orbits it, so the sphere fills most of the image; batch views are
+instanced (one clip-space ``pos`` per view, shared ``tri``), each from a different orbit angle.
+
+For every (mesh, resolution, batch, pass) configuration this reports the median wall time of
+several repeats after a warm-up (the repeat count shrinks, down to one, when a call is slow), the
+pixel throughput ``B*H*W / time`` and the triangle throughput ``B*T / time``. Passes:
+
+* ``fwd``: ``rasterize`` + ``interpolate`` of a 3-channel vertex attribute, no ``diff_attrs``.
+* ``fwd+bwd``: the same with ``pos`` and ``attr`` requiring grad, then
+  ``loss = (out * weight).sum()`` and ``loss.backward()``.
+
+The baseline (:func:`torch_rasterize` / :func:`torch_interpolate`) is written with plain tensor
+ops only: per-triangle screen bounding boxes, candidate pixels generated chunk by chunk, edge
+functions in homogeneous 2D coordinates, a z-buffer by ``scatter_reduce(amin)``, and
+perspective-correct barycentrics recomputed for the winning triangles under autograd. It runs in
+the same process where it is fast enough (``--baseline auto``) and its triangle ids are checked
+against rastlit's on one small configuration before timing (the script exits with an error if
+fewer than 99% of the covered pixels agree).
+
+Examples::
+
+    python benchmarks/bench_ops.py --quick
+    python benchmarks/bench_ops.py --sizes 20k,80k --res 512 --batch 8 --markdown
+    python benchmarks/bench_ops.py --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Callable, NamedTuple, Sequence
+
+import numpy as np
+import torch
+
+# -------------------------------------------------------------------------------------------------
+# Mesh and camera helpers (numpy only; no rastlit or benchmark state).
+
+
+def icosahedron() -> tuple[np.ndarray, np.ndarray]:
+    """The regular icosahedron on the unit sphere: ``(vertices [12,3] float64, faces [20,3] int64)``.
+
+    Faces are counter-clockwise seen from outside (outward normals).
+    """
+    phi = (1.0 + math.sqrt(5.0)) / 2.0
+    v = np.array(
+        [
+            [-1, phi, 0], [1, phi, 0], [-1, -phi, 0], [1, -phi, 0],
+            [0, -1, phi], [0, 1, phi], [0, -1, -phi], [0, 1, -phi],
+            [phi, 0, -1], [phi, 0, 1], [-phi, 0, -1], [-phi, 0, 1],
+        ],
+        dtype=np.float64,
+    )
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    f = np.array(
+        [
+            [0, 11, 5], [0, 5, 1], [0, 1, 7], [0, 7, 10], [0, 10, 11],
+            [1, 5, 9], [5, 11, 4], [11, 10, 2], [10, 7, 6], [7, 1, 8],
+            [3, 9, 4], [3, 4, 2], [3, 2, 6], [3, 6, 8], [3, 8, 9],
+            [4, 9, 5], [2, 4, 11], [6, 2, 10], [8, 6, 7], [9, 8, 1],
+        ],
+        dtype=np.int64,
+    )
+    # Make every face counter-clockwise from outside, whatever the listing above says.
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    inward = np.einsum("ij,ij->i", np.cross(b - a, c - a), a + b + c) < 0
+    f[inward] = f[inward][:, [0, 2, 1]]
+    return v, f
+
+
+def subdivide_sphere(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One loop of midpoint subdivision: every triangle becomes four, new vertices pushed to the
+    unit sphere. Edges shared by two faces get one midpoint (deduplicated with ``np.unique`` on an
+    integer edge key), so the result is a closed, watertight mesh. Orientation is preserved.
+    """
+    nv = vertices.shape[0]
+    f = faces.astype(np.int64, copy=False)
+    # Edges in face order: (0,1), (1,2), (2,0) of every face; key on the sorted pair.
+    e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]], axis=0)
+    e.sort(axis=1)
+    key = e[:, 0] * nv + e[:, 1]
+    uniq, inv = np.unique(key, return_inverse=True)
+    a, b = uniq // nv, uniq % nv
+    mid = vertices[a] + vertices[b]
+    mid /= np.linalg.norm(mid, axis=1, keepdims=True)
+    m = (nv + inv.reshape(3, -1)).astype(np.int64)
+    ab, bc, ca = m[0], m[1], m[2]
+    v0, v1, v2 = f[:, 0], f[:, 1], f[:, 2]
+    new_faces = np.concatenate(
+        [
+            np.stack([v0, ab, ca], axis=1),
+            np.stack([v1, bc, ab], axis=1),
+            np.stack([v2, ca, bc], axis=1),
+            np.stack([ab, bc, ca], axis=1),
+        ],
+        axis=0,
+    )
+    return np.concatenate([vertices, mid], axis=0), new_faces
+
+
+def icosphere(subdivisions: int, radius: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Icosphere with ``20 * 4**subdivisions`` triangles and ``10 * 4**subdivisions + 2`` vertices.
+
+    Returns ``(vertices [V,3] float32, faces [T,3] int32)``, faces counter-clockwise from outside.
+    """
+    if subdivisions < 0:
+        raise ValueError(f"subdivisions must be >= 0, got {subdivisions}")
+    v, f = icosahedron()
+    for _ in range(subdivisions):
+        v, f = subdivide_sphere(v, f)
+    return (v * radius).astype(np.float32), f.astype(np.int32)
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x)
+
+
+def look_at(eye, target=(0.0, 0.0, 0.0), up=(0.0, 1.0, 0.0)) -> np.ndarray:
+    """OpenGL-style world-to-camera matrix ``[4,4]`` (float64): the camera sits at ``eye``, looks
+    at ``target`` down its -z axis, with +y as close to ``up`` as possible."""
+    eye, target, up = (np.asarray(x, dtype=np.float64) for x in (eye, target, up))
+    fwd = _normalize(target - eye)
+    side = _normalize(np.cross(fwd, up))
+    cam_up = np.cross(side, fwd)
+    m = np.eye(4)
+    m[0, :3], m[1, :3], m[2, :3] = side, cam_up, -fwd
+    m[:3, 3] = -m[:3, :3] @ eye
+    return m
+
+
+def perspective(fovy_deg: float, aspect: float, near: float, far: float) -> np.ndarray:
+    """OpenGL perspective projection ``[4,4]`` (float64): camera space (looking down -z) to clip
+    space; z_view = -near maps to z_ndc = -1 and z_view = -far to +1."""
+    f = 1.0 / math.tan(math.radians(fovy_deg) / 2.0)
+    return np.array(
+        [
+            [f / aspect, 0.0, 0.0, 0.0],
+            [0.0, f, 0.0, 0.0],
+            [0.0, 0.0, (far + near) / (near - far), 2.0 * far * near / (near - far)],
+            [0.0, 0.0, -1.0, 0.0],
+        ]
+    )
+
+
+def orbit_eyes(num_views: int, distance: float, elevation_deg: float = 25.0, phase: float = 0.3) -> np.ndarray:
+    """``[num_views,3]`` camera positions on a circle-ish orbit: evenly spaced azimuths, elevation
+    swinging between +-``elevation_deg``."""
+    k = np.arange(num_views, dtype=np.float64)
+    az = phase + 2.0 * math.pi * k / max(num_views, 1)
+    el = np.radians(elevation_deg) * np.cos(2.0 * math.pi * k / max(num_views, 1) + phase)
+    return distance * np.stack([np.cos(el) * np.sin(az), np.sin(el), np.cos(el) * np.cos(az)], axis=1)
+
+
+def clip_positions(vertices: np.ndarray, mvps: np.ndarray) -> np.ndarray:
+    """Transform ``[V,3]`` vertices by ``[B,4,4]`` matrices: clip-space ``[B,V,4]`` float32."""
+    vh = np.concatenate([vertices.astype(np.float64), np.ones((vertices.shape[0], 1))], axis=1)
+    return np.einsum("bij,vj->bvi", mvps, vh).astype(np.float32)
+
+
+def orbit_clip_positions(
+    vertices: np.ndarray, num_views: int, distance: float = 3.0, fovy_deg: float = 42.0, aspect: float = 1.0
+) -> np.ndarray:
+    """Clip-space ``[B,V,4]`` positions of a mesh centred at the origin seen from ``num_views``
+    orbit cameras. With the unit sphere, distance 3 and fovy 42 deg the silhouette's radius is
+    about 0.92 of the half-image, i.e. the sphere covers about two thirds of the pixels."""
+    proj = perspective(fovy_deg, aspect, 0.1, 10.0)
+    mvps = np.stack([proj @ look_at(eye) for eye in orbit_eyes(num_views, distance)])
+    return clip_positions(vertices, mvps)
+
+
+# -------------------------------------------------------------------------------------------------
+# Baseline: a vectorized rasterizer in plain PyTorch ops.
+
+
+def _cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Cross product along the last dim, written term by term (so cross(a,b) == -cross(b,a))."""
+    ax, ay, az = a.unbind(-1)
+    bx, by, bz = b.unbind(-1)
+    return torch.stack([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx], dim=-1)
+
+
+def _edge_passes(e: torch.Tensor, nx: torch.Tensor, ny: torch.Tensor) -> torch.Tensor:
+    """Inside test for one signed edge value, with a fixed tie rule for e == 0 (the side that
+    the direction (1, epsilon) points into wins), so a pixel on a shared edge has one owner."""
+    return (e > 0) | ((e == 0) & ((nx > 0) | ((nx == 0) & (ny > 0))))
+
+
+def torch_rasterize(
+    pos: torch.Tensor, tri: torch.Tensor, resolution: Sequence[int], max_candidates: int = 1 << 22
+) -> torch.Tensor:
+    """Rasterize instanced triangles with tensor ops. Same output convention as rastlit's ``rast``.
+
+    ``pos`` ``[B,V,4]`` clip space, ``tri`` ``[T,3]``. Returns ``rast`` ``[B,H,W,4]`` = (u, v, z/w,
+    id + 1); u and v are differentiable with respect to ``pos`` through autograd (z/w and the id
+    are not). Limitation: triangles with a vertex at w <= 0 are dropped (no clipping); the
+    benchmark scenes have none. No ``rast_db``.
+
+    Method: the edge vectors of triangle (a0, a1, a2), a_i = (x_i, y_i, w_i), are c0 = a1 x a2,
+    c1 = a2 x a0, c2 = a0 x a1; at the NDC pixel centre p = (X, Y, 1), e_i = c_i . p are
+    unnormalized perspective-correct barycentrics, and z/w = (sum_i e_i z_i) / det.
+    """
+    H, W = int(resolution[0]), int(resolution[1])
+    B, T = pos.shape[0], tri.shape[0]
+    dev = pos.device
+    tri_l = tri.long()
+    npix = B * H * W
+
+    with torch.no_grad():
+        v = pos.detach()[:, tri_l]  # [B,T,3,4]
+        a = v[..., [0, 1, 3]]  # (x, y, w)
+        a0, a1, a2 = a.unbind(-2)
+        c = torch.stack([_cross(a1, a2), _cross(a2, a0), _cross(a0, a1)], dim=-2)  # [B,T,3(edge),3]
+        det = (a0 * c[..., 0, :]).sum(-1)  # [B,T]
+        w = v[..., 3]
+        ok = torch.isfinite(v).all(-1).all(-1) & (w > 0).all(-1) & (det != 0)
+        # Screen-space bounding boxes in pixel index units (pixel j has its centre at index j).
+        wc = torch.where(ok[..., None], w, torch.ones_like(w))
+        sx = (v[..., 0] / wc + 1.0) * (0.5 * W) - 0.5
+        sy = (v[..., 1] / wc + 1.0) * (0.5 * H) - 0.5
+        margin = 0.05
+        x0 = torch.ceil(sx.amin(-1) - margin).clamp(0, W).long()
+        x1 = torch.floor(sx.amax(-1) + margin).clamp(-1, W - 1).long()
+        y0 = torch.ceil(sy.amin(-1) - margin).clamp(0, H).long()
+        y1 = torch.floor(sy.amax(-1) + margin).clamp(-1, H - 1).long()
+        bw = (x1 - x0 + 1).clamp(min=0)
+        bh = (y1 - y0 + 1).clamp(min=0)
+        count = torch.where(ok, bw * bh, torch.zeros_like(bw)).reshape(-1)  # [B*T]
+
+        sign = torch.sign(det).reshape(-1)
+        cs = (c * torch.sign(det)[..., None, None]).reshape(-1, 3, 3)  # sign-corrected edge vectors
+        zc = v[..., 2].reshape(-1, 3)
+        inv_det = (1.0 / torch.where(det != 0, det, torch.ones_like(det))).reshape(-1)
+        x0f, y0f, bwf = x0.reshape(-1), y0.reshape(-1), bw.reshape(-1)
+
+        # Candidate pixels chunk by chunk (whole triangles per chunk, about max_candidates each).
+        ends = torch.cumsum(count, 0)
+        starts = ends - count
+        total = int(ends[-1]) if ends.numel() else 0
+        bounds = [0]
+        if total > max_candidates:
+            cuts = torch.arange(max_candidates, total, max_candidates, device=dev)
+            bounds += torch.searchsorted(ends, cuts, right=True).tolist()
+        bounds.append(B * T)
+        hit_pix, hit_z, hit_id = [], [], []
+        for s, e in zip(bounds[:-1], bounds[1:]):
+            if e <= s:
+                continue
+            cnt = count[s:e]
+            n = int(cnt.sum())
+            if n == 0:
+                continue
+            t = torch.repeat_interleave(torch.arange(s, e, device=dev), cnt)  # flat (view, tri)
+            off = torch.arange(n, device=dev) - (starts[t] - starts[s])
+            bwt = bwf[t]
+            px = x0f[t] + off % bwt
+            py = y0f[t] + off // bwt
+            X = (2.0 * px.to(pos.dtype) + 1.0) / W - 1.0
+            Y = (2.0 * py.to(pos.dtype) + 1.0) / H - 1.0
+            ct = cs[t]  # [n,3,3]
+            e_ = ct[..., 0] * X[:, None] + ct[..., 1] * Y[:, None] + ct[..., 2]  # sign * e_i, [n,3]
+            inside = _edge_passes(e_, ct[..., 0], ct[..., 1]).all(-1) & (e_.sum(-1) > 0)
+            # z/w = sum(e_i z_i) / det; e_ carries sign(det), so divide by |det|.
+            z = (e_ * zc[t]).sum(-1) * (inv_det[t] * sign[t])
+            inside &= (z >= -1.0) & (z <= 1.0)
+            idx = inside.nonzero().squeeze(1)
+            tt = t[idx]
+            hit_pix.append((tt // T) * (H * W) + py[idx] * W + px[idx])
+            hit_z.append(z[idx])
+            hit_id.append(tt % T)
+        if hit_pix:
+            hp, hz, hi = torch.cat(hit_pix), torch.cat(hit_z), torch.cat(hit_id)
+        else:
+            hp = torch.zeros(0, dtype=torch.long, device=dev)
+            hz = torch.zeros(0, dtype=pos.dtype, device=dev)
+            hi = torch.zeros(0, dtype=torch.long, device=dev)
+        # Z-buffer: nearest z/w, exact ties to the lower triangle id.
+        zbuf = torch.full((npix,), math.inf, dtype=pos.dtype, device=dev).scatter_reduce(0, hp, hz, "amin")
+        front = hz == zbuf[hp]
+        ibuf = torch.full((npix,), T, dtype=torch.long, device=dev).scatter_reduce(0, hp[front], hi[front], "amin")
+        pix = (ibuf < T).nonzero().squeeze(1)
+        win = ibuf[pix]
+        zwin = zbuf[pix]
+
+    # Differentiable part: barycentrics of the winners only.
+    view = pix // (H * W)
+    rem = pix % (H * W)
+    X = (2.0 * (rem % W).to(pos.dtype) + 1.0) / W - 1.0
+    Y = (2.0 * (rem // W).to(pos.dtype) + 1.0) / H - 1.0
+    vw = pos[view[:, None], tri_l[win]]  # [M,3,4]
+    aw = vw[..., [0, 1, 3]]
+    b0, b1, b2 = aw.unbind(-2)
+    p = torch.stack([X, Y, torch.ones_like(X)], dim=-1)
+    e0 = (_cross(b1, b2) * p).sum(-1)
+    e1 = (_cross(b2, b0) * p).sum(-1)
+    e2 = (_cross(b0, b1) * p).sum(-1)
+    s_ = e0 + e1 + e2
+    vals = torch.stack([e0 / s_, e1 / s_, zwin, (win + 1).to(pos.dtype)], dim=-1)
+    rast = torch.zeros((npix, 4), dtype=pos.dtype, device=dev).index_put((pix,), vals)
+    return rast.reshape(B, H, W, 4)
+
+
+def torch_interpolate(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
+    """Interpolate ``attr`` (``[B,V,A]``, ``[1,V,A]`` or ``[V,A]``) at every pixel of ``rast``;
+    returns ``[B,H,W,A]``, zero on background. Differentiable in ``attr`` and ``rast``'s u, v."""
+    B, H, W, _ = rast.shape
+    if attr.dim() == 2:
+        attr = attr[None]
+    A = attr.shape[-1]
+    flat = rast.reshape(-1, 4)
+    ids = flat[:, 3].detach().long() - 1
+    pix = (ids >= 0).nonzero().squeeze(1)
+    view = pix // (H * W) if attr.shape[0] > 1 else torch.zeros_like(pix)
+    vidx = tri.long()[ids[pix]]  # [M,3]
+    av = attr[view[:, None], vidx]  # [M,3,A]
+    u = flat[pix, 0:1]
+    v = flat[pix, 1:2]
+    vals = u * av[:, 0] + v * av[:, 1] + (1.0 - u - v) * av[:, 2]
+    out = torch.zeros((B * H * W, A), dtype=attr.dtype, device=attr.device).index_put((pix,), vals)
+    return out.reshape(B, H, W, A)
+
+
+# -------------------------------------------------------------------------------------------------
+# Benchmark harness.
+
+SIZES = {"1k": 3, "20k": 5, "80k": 6, "320k": 7}  # label -> subdivision level
+
+
+class Timing(NamedTuple):
+    median_ms: float
+    reps: int
+
+
+class Row(NamedTuple):
+    label: str
+    tris: int
+    res: int
+    batch: int
+    mode: str
+    ours: Timing
+    base: Timing | None  # None: skipped
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn: Callable[[], object], device: torch.device, budget_s: float, max_reps: int) -> Timing:
+    """Median wall time of ``fn`` after warm-up. Warm-up is one call (two if it is quick); the
+    repeat count is as many as fit in ``budget_s`` (at most ``max_reps``, at least one), so a
+    very slow configuration is still measured, just fewer times."""
+    def once() -> float:
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        return time.perf_counter() - t0
+
+    t_warm = once()
+    if t_warm < 0.2:
+        t_warm = once()
+    reps = max(1, min(max_reps, int(budget_s / max(t_warm, 1e-6))))
+    times = [once() for _ in range(reps)]
+    return Timing(1e3 * statistics.median(times), reps)
+
+
+class Scene(NamedTuple):
+    pos: torch.Tensor  # [B,V,4] clip space, no grad
+    tri: torch.Tensor  # [T,3] int32
+    attr: torch.Tensor  # [1,V,3] vertex colours, no grad
+    weight: torch.Tensor  # [B,H,W,3] loss weights
+
+
+def make_scene(verts: np.ndarray, faces: np.ndarray, batch: int, res: int, device: torch.device) -> Scene:
+    pos = torch.from_numpy(orbit_clip_positions(verts, batch)).to(device)
+    tri = torch.from_numpy(faces).to(device)
+    colours = torch.from_numpy(0.5 * verts + 0.5)[None].to(device)  # normal-derived colours
+    gen = torch.Generator().manual_seed(1234 + res + batch)
+    weight = torch.rand((batch, res, res, 3), generator=gen).to(device)
+    return Scene(pos, tri, colours.contiguous(), weight)
+
+
+def make_fns(scene: Scene, res: int, impl: str, mode: str) -> Callable[[], object]:
+    """A zero-argument callable running one pass of ``impl`` ('rastlit' or 'torch')."""
+    import rastlit
+
+    if impl == "rastlit":
+        def raster(pos, tri):
+            return rastlit.rasterize(pos, tri, (res, res))[0]
+
+        def interp(attr, rast, tri):
+            return rastlit.interpolate(attr, rast, tri)[0]
+    else:
+        def raster(pos, tri):
+            return torch_rasterize(pos, tri, (res, res))
+
+        def interp(attr, rast, tri):
+            return torch_interpolate(attr, rast, tri)
+
+    if mode == "fwd":
+        def fwd():
+            with torch.no_grad():
+                return interp(scene.attr, raster(scene.pos, scene.tri), scene.tri)
+        return fwd
+
+    pos = scene.pos.clone().requires_grad_(True)
+    attr = scene.attr.clone().requires_grad_(True)
+
+    def fwd_bwd():
+        pos.grad = None
+        attr.grad = None
+        out = interp(attr, raster(pos, scene.tri), scene.tri)
+        loss = (out * scene.weight).sum()
+        loss.backward()
+        return pos.grad, attr.grad
+
+    return fwd_bwd
+
+
+def check_agreement(device: torch.device, subdiv: int = 5, res: int = 256, batch: int = 2) -> float:
+    """Compare triangle ids (and, for information, barycentrics, output and gradients) of rastlit
+    and the baseline on one small scene. Returns the id agreement over pixels covered by either."""
+    import rastlit
+
+    verts, faces = icosphere(subdiv)
+    sc = make_scene(verts, faces, batch, res, device)
+    pos_a = sc.pos.clone().requires_grad_(True)
+    attr_a = sc.attr.clone().requires_grad_(True)
+    rast_a = rastlit.rasterize(pos_a, sc.tri, (res, res))[0]
+    out_a = rastlit.interpolate(attr_a, rast_a, sc.tri)[0]
+    (out_a * sc.weight).sum().backward()
+
+    pos_b = sc.pos.clone().requires_grad_(True)
+    attr_b = sc.attr.clone().requires_grad_(True)
+    rast_b = torch_rasterize(pos_b, sc.tri, (res, res))
+    out_b = torch_interpolate(attr_b, rast_b, sc.tri)
+    (out_b * sc.weight).sum().backward()
+
+    ids_a, ids_b = rast_a[..., 3].detach(), rast_b[..., 3].detach()
+    covered = (ids_a > 0) | (ids_b > 0)
+    same = (ids_a == ids_b) & covered
+    n_cov = int(covered.sum())
+    frac = float(same.sum()) / max(n_cov, 1)
+    cov_frac = float((ids_a > 0).float().mean())
+
+    def rel(x: torch.Tensor, y: torch.Tensor) -> float:
+        return float((x - y).norm() / y.norm().clamp_min(1e-30))
+
+    uv_err = float((rast_a[..., :2] - rast_b[..., :2]).detach().abs()[same].max()) if bool(same.any()) else 0.0
+    z_err = float((rast_a[..., 2] - rast_b[..., 2]).detach().abs()[same].max()) if bool(same.any()) else 0.0
+    print(
+        f"agreement check ({len(faces)} tris, {res}x{res}, batch {batch}, {device.type}): "
+        f"rastlit covers {100 * cov_frac:.1f}% of pixels; triangle ids agree on {same.sum()}/{n_cov} "
+        f"covered pixels = {100 * frac:.3f}%"
+    )
+    print(
+        f"  on agreeing pixels: max |du,dv| = {uv_err:.2e}, max |d(z/w)| = {z_err:.2e}; "
+        f"rel. L2 diff: out {rel(out_a.detach(), out_b.detach()):.2e}, "
+        f"grad attr {rel(attr_a.grad, attr_b.grad):.2e}, grad pos {rel(pos_a.grad, pos_b.grad):.2e}"
+    )
+    return frac
+
+
+def baseline_allowed(policy: str, tris: int, res: int, batch: int) -> bool:
+    if policy == "none":
+        return False
+    if policy == "all":
+        return True
+    # auto: where one baseline call takes at most a few seconds on a small CPU.
+    return tris <= 20480 and batch * res * res <= 512 * 512
+
+
+def _fmt(x: float | None, nd: int = 1) -> str:
+    if x is None:
+        return "skipped"
+    if x >= 100:
+        return f"{x:.0f}"
+    if x >= 10:
+        return f"{x:.1f}"
+    return f"{x:.{nd + 1}f}" if x < 1 else f"{x:.{nd}f}"
+
+
+def table(rows: Sequence[Row], markdown: bool) -> str:
+    head = ["mesh", "tris", "res", "B", "pass", "reps", "rastlit ms", "Mpix/s", "Mtri/s", "baseline ms", "base/rastlit"]
+    body = []
+    for r in rows:
+        t = r.ours.median_ms / 1e3
+        mpix = r.batch * r.res * r.res / t / 1e6
+        mtri = r.batch * r.tris / t / 1e6
+        base = r.base.median_ms if r.base is not None else None
+        ratio = base / r.ours.median_ms if base is not None else None
+        body.append(
+            [
+                r.label, str(r.tris), str(r.res), str(r.batch), r.mode,
+                str(r.ours.reps) + (f"/{r.base.reps}" if r.base is not None else ""),
+                _fmt(r.ours.median_ms, 2), _fmt(mpix), _fmt(mtri), _fmt(base, 2),
+                "-" if ratio is None else f"{ratio:.1f}x",
+            ]
+        )
+    if markdown:
+        right = [False, True, True, True, False, True, True, True, True, True, True]
+        lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---:" if r else "---" for r in right) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in body]
+        return "\n".join(lines)
+    widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(head)]
+    fmt_row = lambda row: "  ".join(c.rjust(w) if i not in (0, 4) else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))  # noqa: E731
+    lines = [fmt_row(head), "  ".join("-" * w for w in widths)] + [fmt_row(row) for row in body]
+    return "\n".join(lines)
+
+
+def _int_list(s: str) -> list[int]:
+    return [int(x) for x in s.replace(" ", "").split(",") if x]
+
+
+def _size_list(s: str) -> list[str]:
+    out = []
+    for tok in s.replace(" ", "").lower().split(","):
+        if not tok:
+            continue
+        if tok not in SIZES:
+            raise argparse.ArgumentTypeError(f"unknown mesh size {tok!r}; choose from {','.join(SIZES)}")
+        out.append(tok)
+    return out
+
+
+def header(device: torch.device) -> str:
+    import rastlit
+
+    if device.type == "cuda":
+        dev = f"cuda ({torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda})"
+    else:
+        model = platform.processor() or platform.machine()
+        try:
+            with open("/proc/cpuinfo") as fh:
+                for line in fh:
+                    if line.startswith("model name"):
+                        model = line.split(":", 1)[1].strip()
+                        break
+        except OSError:
+            pass
+        dev = f"cpu ({model}, {os.cpu_count()} logical cores)"
+    return "\n".join(
+        [
+            "rastlit op benchmark",
+            f"  torch {torch.__version__}, rastlit {getattr(rastlit, '__version__', '?')}, "
+            f"python {platform.python_version()}, numpy {np.__version__}",
+            f"  device: {dev}",
+            f"  torch threads: {torch.get_num_threads()} (interop {torch.get_num_interop_threads()})",
+        ]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--quick", action="store_true", help="smallest subset (smoke test, < 30 s)")
+    ap.add_argument("--sizes", type=_size_list, default=None, help=f"meshes, comma-separated from {','.join(SIZES)}")
+    ap.add_argument("--res", type=_int_list, default=None, help="square resolutions, e.g. 256,512,1024")
+    ap.add_argument("--batch", type=_int_list, default=None, help="batch sizes (views), e.g. 1,8")
+    ap.add_argument("--modes", default="fwd,fwd+bwd", help="passes to time: fwd, fwd+bwd (default both)")
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads(N)")
+    ap.add_argument("--baseline", choices=["auto", "all", "none"], default="auto",
+                    help="where to time the pure-PyTorch baseline (auto: 1k/20k meshes, B*H*W <= 512^2)")
+    ap.add_argument("--budget", type=float, default=None, help="seconds of timed repeats per configuration")
+    ap.add_argument("--max-reps", type=int, default=None, help="most timed repeats per configuration")
+    ap.add_argument("--markdown", action="store_true", help="print the final table as markdown")
+    args = ap.parse_args(argv)
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but torch.cuda.is_available() is False", file=sys.stderr)
+        return 2
+
+    if args.quick:
+        sizes, resolutions, batches = ["1k", "20k"], [256], [1]
+        budget, max_reps = 0.5, 5
+    else:
+        sizes, resolutions, batches = list(SIZES), [256, 512, 1024], [1, 8]
+        budget, max_reps = 2.0, 10
+    sizes = args.sizes or sizes
+    resolutions = args.res or resolutions
+    batches = args.batch or batches
+    budget = args.budget if args.budget is not None else budget
+    max_reps = args.max_reps if args.max_reps is not None else max_reps
+    modes = [m for m in args.modes.replace(" ", "").split(",") if m]
+    for m in modes:
+        if m not in ("fwd", "fwd+bwd"):
+            ap.error(f"unknown mode {m!r}; choose from fwd, fwd+bwd")
+
+    t_start = time.perf_counter()
+    import rastlit  # noqa: F401  (JIT build / load happens here, outside the timings)
+
+    print(header(device))
+    print(f"  configs: sizes {','.join(sizes)}; res {resolutions}; batch {batches}; passes {modes}; "
+          f"baseline {args.baseline}; {budget:g} s / at most {max_reps} timed repeats per config")
+    sys.stdout.flush()
+
+    if args.baseline != "none":
+        frac = check_agreement(device)
+        if frac < 0.99:
+            print(f"FAIL: baseline and rastlit triangle ids agree on only {100 * frac:.3f}% (< 99%) "
+                  "of covered pixels", file=sys.stderr)
+            return 1
+
+    rows: list[Row] = []
+    for label in sizes:
+        t0 = time.perf_counter()
+        verts, faces = icosphere(SIZES[label])
+        print(f"mesh {label}: icosphere({SIZES[label]}) = {len(faces)} tris, {len(verts)} verts, "
+              f"built in {time.perf_counter() - t0:.2f} s")
+        sys.stdout.flush()
+        for res in resolutions:
+            for batch in batches:
+                scene = make_scene(verts, faces, batch, res, device)
+                for mode in modes:
+                    ours = time_call(make_fns(scene, res, "rastlit", mode), device, budget, max_reps)
+                    base = None
+                    if baseline_allowed(args.baseline, len(faces), res, batch):
+                        base = time_call(make_fns(scene, res, "torch", mode), device, budget, max_reps)
+                    row = Row(label, len(faces), res, batch, mode, ours, base)
+                    rows.append(row)
+                    msg = (f"  {label:>4} {res:>4}px B={batch} {mode:<7} rastlit {ours.median_ms:9.2f} ms "
+                           f"(x{ours.reps})")
+                    if base is not None:
+                        msg += (f"  baseline {base.median_ms:9.2f} ms (x{base.reps})  "
+                                f"ratio {base.median_ms / ours.median_ms:.1f}x")
+                    else:
+                        msg += "  baseline skipped"
+                    print(msg)
+                    sys.stdout.flush()
+                del scene
+
+    print(f"\ntotal wall time {time.perf_counter() - t_start:.1f} s; times are medians; "
+          "reps = rastlit[/baseline] timed repeats; Mpix/s = B*H*W/time, Mtri/s = B*T/time (rastlit)\n")
+    print(table(rows, args.markdown))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
