@@ -67,6 +67,8 @@ __all__ = [
     "clip_polygon",
     "triangle_pixels",
     "compare_rast",
+    "exact_at",
+    "compare_values",
     "to_numpy",
     "views_of",
 ]
@@ -312,14 +314,14 @@ def _barycentrics(v, cx, cy, H, W):
     x = (2.0 * cx) / W - 1.0  # cx already includes the +0.5
     y = (2.0 * cy) / H - 1.0
     # b'_i = A_i0 x + A_i1 y + A_i2  (affine in x, y)
-    bp = Minv[None, None, :, 0] * x[..., None] + Minv[None, None, :, 1] * y[..., None] + Minv[None, None, :, 2]
+    bp = Minv[:, 0] * x[..., None] + Minv[:, 1] * y[..., None] + Minv[:, 2]
     S = bp.sum(-1)
     b = bp / S[..., None]
     # quotient rule: d(b'_i/S)/dx = (A_i0 S - b'_i sum_j A_j0) / S^2
     sx = Minv[:, 0].sum()
     sy = Minv[:, 1].sum()
-    dbx = (Minv[None, None, :, 0] * S[..., None] - bp * sx) / (S * S)[..., None]
-    dby = (Minv[None, None, :, 1] * S[..., None] - bp * sy) / (S * S)[..., None]
+    dbx = (Minv[:, 0] * S[..., None] - bp * sx) / (S * S)[..., None]
+    dby = (Minv[:, 1] * S[..., None] - bp * sy) / (S * S)[..., None]
     db = np.stack([dbx * (2.0 / W), dby * (2.0 / H)], axis=-1)
     zw = v[:, 2] / v[:, 3] if np.all(v[:, 3] != 0) else None
     if zw is not None and zw[0] == zw[1] == zw[2]:
@@ -493,4 +495,92 @@ def compare_rast(test, ref, ambiguous, test_db=None, ref_db=None):
         r["max_db_rel"] = float(rel[m].max()) if m.any() else 0.0
         r["db_compared"] = int(m.sum())
         r["db_nonzero_background"] = int((np.abs(tdb[tid == 0]) > 0).sum())
+    return r
+
+
+def exact_at(pos, tri, H, W, rast, ranges=None):
+    """Exact values for the triangle each pixel CLAIMS.
+
+    For every pixel whose id in ``rast`` (any rasterizer's output) is
+    non-zero, evaluate in float64 the perspective-correct (u, v, z/w) and
+    rast_db of that very triangle at the pixel centre, plus the magnitude of
+    the screen gradients (max |rast_db| over the pixel, and
+    max(|d(z/w)/dX|, |d(z/w)/dY|)).  This checks values also on ambiguous
+    pixels, whichever triangle won there.
+
+    Returns (vals [B,H,W,3], db [B,H,W,4], uv_grad [B,H,W], z_grad [B,H,W],
+    invalid [B,H,W]); ``invalid`` marks claimed ids outside the view's
+    triangle range or triangles whose plane contains the eye (no defined
+    barycentrics); values there are NaN.
+    """
+    rast = to_numpy(rast, np.float64)
+    B = rast.shape[0]
+    vals = np.full((B, H, W, 3), np.nan)
+    dbo = np.full((B, H, W, 4), np.nan)
+    uvg = np.zeros((B, H, W))
+    zg = np.zeros((B, H, W))
+    invalid = np.zeros((B, H, W), dtype=bool)
+    views = list(views_of(pos, tri, ranges))
+    assert len(views) == B, (len(views), B)
+    for bi, (P, start, T) in enumerate(views):
+        ids = np.rint(rast[bi, ..., 3]).astype(np.int64) - 1
+        for gid in np.unique(ids[ids >= 0]):
+            m = ids == gid
+            if not (start <= gid < start + len(T)):
+                invalid[bi][m] = True
+                continue
+            v = P[T[gid - start]]
+            i, j = np.nonzero(m)
+            with np.errstate(all="ignore"):
+                out = _barycentrics(v, j + 0.5, i + 0.5, H, W)
+            if out is None:
+                invalid[bi][m] = True
+                continue
+            b, depth, db = out
+            bw = b @ v[:, 3]
+            bz = b @ v[:, 2]
+            dzx = (db[:, :, 0] @ v[:, 2] * bw - bz * (db[:, :, 0] @ v[:, 3])) / (bw * bw)
+            dzy = (db[:, :, 1] @ v[:, 2] * bw - bz * (db[:, :, 1] @ v[:, 3])) / (bw * bw)
+            vals[bi, i, j] = np.stack([b[:, 0], b[:, 1], depth], -1)
+            d4 = np.stack([db[:, 0, 0], db[:, 0, 1], db[:, 1, 0], db[:, 1, 1]], -1)
+            dbo[bi, i, j] = d4
+            uvg[bi, i, j] = np.abs(d4).max(-1)
+            zg[bi, i, j] = np.maximum(np.abs(dzx), np.abs(dzy))
+    return vals, dbo, uvg, zg, invalid
+
+
+def compare_values(test, exact, test_db=None, tol=1e-4, grad_tol_px=2e-5, db_rel_tol=1e-3):
+    """Check a rasterizer's (u, v, z/w) [and rast_db] against ``exact_at``.
+
+    A value passes when |test - exact| <= tol + grad_tol_px * |gradient| (the
+    second term is what evaluating at a point ``grad_tol_px`` pixels away from
+    the centre costs: float32 rasterizers lose that much on sub-pixel or
+    nearly edge-on triangles).  rast_db passes when its error relative to
+    max(|exact rast_db| over the pixel) is <= db_rel_tol.
+    Returns a dict with counts and maxima.
+    """
+    test = to_numpy(test, np.float64)
+    vals, edb, uvg, zg, invalid = exact
+    cov = (np.rint(test[..., 3]) > 0) & ~invalid
+    err = np.abs(test[..., :3] - vals)
+    lim = np.stack([tol + grad_tol_px * uvg] * 2 + [tol + grad_tol_px * zg], -1)
+    bad = (err > lim) | ~np.isfinite(err)
+    bad &= cov[..., None]
+    r = dict(values_compared=int(cov.sum()), invalid_claims=int(invalid.sum()),
+             max_du=float(err[..., 0][cov].max()) if cov.any() else 0.0,
+             max_dv=float(err[..., 1][cov].max()) if cov.any() else 0.0,
+             max_dz=float(err[..., 2][cov].max()) if cov.any() else 0.0,
+             max_err_over_limit=float((err / lim)[cov].max()) if cov.any() else 0.0,
+             values_bad=int(bad.any(-1).sum()))
+    if bad.any():
+        w = np.argwhere(bad.any(-1))[:3]
+        r["first_bad_values"] = [(tuple(int(q) for q in p), test[tuple(p)][:3].tolist(), vals[tuple(p)].tolist())
+                                 for p in w]
+    if test_db is not None:
+        tdb = to_numpy(test_db, np.float64)
+        scale = np.maximum(np.abs(edb).max(-1, keepdims=True), 1e-6)
+        rel = np.abs(tdb - edb) / scale
+        relc = rel[cov]
+        r["max_db_rel"] = float(relc.max()) if relc.size else 0.0
+        r["db_bad"] = int(((relc > db_rel_tol) | ~np.isfinite(relc)).any(-1).sum())
     return r

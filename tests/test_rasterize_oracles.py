@@ -31,6 +31,16 @@ import scenes as S  # noqa: E402
 SCENES = S.scene_names()
 UVZ_TOL = 1e-4     # absolute, on u, v and z/w
 DB_REL_TOL = 1e-3  # relative to max |ref rast_db| over the pixel's 4 components
+# Values are checked against the exact float64 values of the triangle a pixel
+# claims, with limit tol + GRAD_TOL_PX * |screen gradient|: the cost of
+# evaluating GRAD_TOL_PX pixels away from the centre.  It only matters for
+# sub-pixel or nearly edge-on triangles (|d u/dX| >> 1).  GL (float32) stays
+# below ~15% of the float32 limit on every scene.
+VALUE_LIMITS = {
+    "float32": dict(tol=UVZ_TOL, grad_tol_px=2e-5),
+    # a float64 kernel must really compute in float64
+    "float64": dict(tol=1e-8, grad_tol_px=1e-10),
+}
 
 
 # ---------------------------------------------------------------------------
@@ -67,6 +77,18 @@ def gl_result(name):
 
 
 @functools.lru_cache(maxsize=None)
+def gl_exact(name):
+    s = S.get_scene(name)
+    return R.exact_at(s.pos, s.tri, s.H, s.W, gl_result(name), s.ranges)
+
+
+@functools.lru_cache(maxsize=None)
+def rastlit_exact(name, dtype_name):
+    s = S.get_scene(name)
+    return R.exact_at(s.pos, s.tri, s.H, s.W, rastlit_result(name, dtype_name)[0], s.ranges)
+
+
+@functools.lru_cache(maxsize=None)
 def rastlit_result(name, dtype_name):
     import torch
 
@@ -82,7 +104,8 @@ def rastlit_result(name, dtype_name):
 
 def fmt(stats):
     keys = ["pixels", "covered", "ambiguous", "id_mismatch", "compared", "max_du", "max_dv", "max_dz",
-            "max_db_rel", "nonfinite", "first_mismatches"]
+            "max_db_rel", "nonfinite", "first_mismatches", "values_compared", "values_bad",
+            "max_err_over_limit", "invalid_claims", "db_bad", "first_bad_values"]
     parts = []
     for k in keys:
         if k in stats:
@@ -95,14 +118,23 @@ def fmt(stats):
 
 
 def assert_agree(stats, what, check_db=False):
+    """Ids agree outside the ambiguous set (values are checked by compare_values)."""
     msg = f"{what}: {fmt(stats)}"
     assert stats["nonfinite"] == 0, msg
     assert stats["id_mismatch"] == 0, msg
     assert stats["compared"] > 0, msg
-    assert stats["max_du"] <= UVZ_TOL and stats["max_dv"] <= UVZ_TOL and stats["max_dz"] <= UVZ_TOL, msg
     if check_db:
         assert stats["max_db_rel"] <= DB_REL_TOL, msg
         assert stats["db_nonzero_background"] == 0, msg
+
+
+def assert_values_exact(stats, what, check_db=False):
+    msg = f"{what}: {fmt(stats)}"
+    assert stats["values_compared"] > 0, msg
+    assert stats["invalid_claims"] == 0, msg
+    assert stats["values_bad"] == 0, msg
+    if check_db:
+        assert stats["db_bad"] == 0, msg
 
 
 def assert_background_zero(rast, what, rast_db=None):
@@ -297,6 +329,10 @@ def test_reference_vs_gl(name):
     assert_background_zero(g, f"GL {name}")
     stats = R.compare_rast(g, rast, amb)
     assert_agree(stats, f"reference vs GL on {name}")
+    # GL's (u, v, z/w) against the exact values of the triangle GL put there,
+    # on every GL-covered pixel (ambiguous ones included)
+    vstats = R.compare_values(g, gl_exact(name), **VALUE_LIMITS["float32"])
+    assert_values_exact(vstats, f"GL values vs exact on {name}")
 
 
 def test_gl_grids_have_no_holes():
@@ -342,18 +378,49 @@ if HAVE_HYPOTHESIS:
         g = gl_oracle.gl_rasterize(pos, tri, H, W)
         stats = R.compare_rast(g, rast, amb)
         assert stats["id_mismatch"] == 0, fmt(stats)
-        # u, v, z: 1e-4, plus float32 evaluation error that grows with the
-        # barycentric gradient (random triangles can be nearly edge-on)
-        same = (np.rint(g[..., 3]) == np.rint(rast[..., 3])) & (rast[..., 3] > 0)
-        grad = np.abs(db).max(-1)
-        for c in range(3):
-            err = np.abs(g[..., c] - rast[..., c])
-            assert np.all(err[same] <= UVZ_TOL + 1e-5 * grad[same]), (c, fmt(stats))
+        with np.errstate(all="ignore"):
+            ex = R.exact_at(pos, tri, H, W, g)
+        vstats = R.compare_values(g, ex, **VALUE_LIMITS["float32"])
+        assert vstats["values_bad"] == 0 and vstats["invalid_claims"] == 0, fmt(vstats)
 
 
 # ---------------------------------------------------------------------------
 # rastlit vs the oracles
 # ---------------------------------------------------------------------------
+
+if HAVE_HYPOTHESIS:
+    @_hyp_settings()
+    @given(_tris)
+    def test_rastlit_random_triangles(tris):
+        """Random clip-space triangles (w of either sign): rastlit ids agree with the
+        reference (and GL, when available) outside the ambiguous set; values exact."""
+        import torch
+
+        rastlit = require_rastlit()
+        v = np.array(tris, np.float64).reshape(-1, 4)
+        v[:, :3] *= v[:, 3:]
+        pos = v.astype(np.float32)[None]
+        tri = np.arange(len(v), dtype=np.int32).reshape(-1, 3)
+        H, W = 24, 32
+        with np.errstate(all="ignore"):
+            rast, db, amb = R.reference_rasterize(pos, tri, H, W)
+        g = gl_oracle.gl_rasterize(pos, tri, H, W) if gl_oracle.gl_available() else None
+        for dtype in DTYPES:
+            k, kdb = rastlit.rasterize(torch.from_numpy(pos.astype(np.float64)).to(getattr(torch, dtype)),
+                                       torch.from_numpy(tri), (H, W), grad_db=True)
+            k = k.numpy().astype(np.float64)
+            kdb = kdb.numpy().astype(np.float64)
+            stats = R.compare_rast(k, rast, amb)
+            assert stats["id_mismatch"] == 0, f"{dtype} vs reference: {fmt(stats)}"
+            if g is not None:
+                stats = R.compare_rast(k, g, amb)
+                assert stats["id_mismatch"] == 0, f"{dtype} vs GL: {fmt(stats)}"
+            with np.errstate(all="ignore"):
+                ex = R.exact_at(pos, tri, H, W, k)
+            vstats = R.compare_values(k, ex, kdb, db_rel_tol=DB_REL_TOL, **VALUE_LIMITS[dtype])
+            assert vstats["values_bad"] == 0 and vstats["invalid_claims"] == 0, f"{dtype}: {fmt(vstats)}"
+            assert vstats["db_bad"] == 0, f"{dtype}: {fmt(vstats)}"
+
 
 DTYPES = ["float32", "float64"]
 
@@ -368,8 +435,14 @@ def test_rastlit_vs_reference(name, dtype):
     k, kdb = rastlit_result(name, dtype)
     assert k.shape == (B, s.H, s.W, 4) and kdb.shape == (B, s.H, s.W, 4), (k.shape, kdb.shape)
     assert_background_zero(k, f"rastlit {dtype} {name}", kdb)
+    # ids outside the ambiguous set; u, v, z/w and rast_db where ids agree
     stats = R.compare_rast(k, rast, amb, kdb, db)
     assert_agree(stats, f"rastlit {dtype} vs reference on {name}", check_db=True)
+    # values on EVERY covered pixel (ambiguous ones too) against the exact values
+    # of the triangle the kernel claims there
+    vstats = R.compare_values(k, rastlit_exact(name, dtype), kdb, db_rel_tol=DB_REL_TOL,
+                              **VALUE_LIMITS[dtype])
+    assert_values_exact(vstats, f"rastlit {dtype} values vs exact on {name}", check_db=True)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -379,8 +452,21 @@ def test_rastlit_vs_gl(name, dtype):
     require_gl()
     rast, db, amb = ref_result(name)
     k, _ = rastlit_result(name, dtype)
-    stats = R.compare_rast(k, gl_result(name), amb)
+    g = gl_result(name)
+    stats = R.compare_rast(k, g, amb)
     assert_agree(stats, f"rastlit {dtype} vs GL on {name}")
+    # both are approximations of the exact values (checked separately against
+    # them): allow the sum of the two float32 limits
+    ex = gl_exact(name)
+    same = (np.rint(k[..., 3]) == np.rint(g[..., 3])) & (g[..., 3] > 0)
+    lim32 = VALUE_LIMITS["float32"]
+    uv_lim = 2 * (lim32["tol"] + lim32["grad_tol_px"] * ex[2])
+    z_lim = 2 * (lim32["tol"] + lim32["grad_tol_px"] * ex[3])
+    err = np.abs(k[..., :3] - g[..., :3])
+    bad = same & ((err[..., 0] > uv_lim) | (err[..., 1] > uv_lim) | (err[..., 2] > z_lim))
+    assert not bad.any(), (f"rastlit {dtype} vs GL on {name}: {int(bad.sum())} pixels with "
+                           f"(u, v, z/w) apart by more than the summed limits, e.g. "
+                           f"{[tuple(p) for p in np.argwhere(bad)[:3].tolist()]}; {fmt(stats)}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
