@@ -548,6 +548,23 @@ def _loadavg() -> str:
         return "load average unavailable"
 
 
+def _rastlit_revision() -> str:
+    """``git describe``-like revision of the rastlit source tree, when it is a git checkout."""
+    import subprocess
+
+    import rastlit
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(rastlit.__file__)))
+    try:
+        rev = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no", "--", "csrc", "rastlit"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return f" (git {rev}{'+dirty' if dirty else ''})" if rev else ""
+
+
 def header(device: torch.device) -> str:
     import rastlit
 
@@ -567,7 +584,7 @@ def header(device: torch.device) -> str:
     return "\n".join(
         [
             "rastlit op benchmark",
-            f"  torch {torch.__version__}, rastlit {getattr(rastlit, '__version__', '?')}, "
+            f"  torch {torch.__version__}, rastlit {getattr(rastlit, '__version__', '?')}{_rastlit_revision()}, "
             f"python {platform.python_version()}, numpy {np.__version__}",
             f"  device: {dev}",
             f"  torch threads: {torch.get_num_threads()} (interop {torch.get_num_interop_threads()})",

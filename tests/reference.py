@@ -51,6 +51,10 @@ when
 * another definite candidate has a depth within ``depth_tol * max(1, |best|)``
   of the best one without being exactly equal to it.
 
+A triangle whose visible part reaches the eye point x = y = z = w = 0 (only
+possible with raw clip-space input whose z is 0 where w is 0) has an
+ill-defined projection; every pixel it may touch is ambiguous (``touches_eye``).
+
 Exact equality of float64 depths happens for duplicated triangles and for
 triangles whose three vertices have the same z/w (a constant-depth plane: its
 depth is returned as exactly that constant); those ties are resolved by index
@@ -65,6 +69,7 @@ __all__ = [
     "reference_rasterize",
     "reference_interpolate",
     "clip_polygon",
+    "touches_eye",
     "triangle_pixels",
     "compare_rast",
     "exact_at",
@@ -112,7 +117,7 @@ def views_of(pos, tri, ranges=None):
 # Geometry helpers
 # ---------------------------------------------------------------------------
 
-def clip_polygon(verts, slack=0.0):
+def clip_polygon(verts, slack=0.0, cut_infinity=True):
     """Sutherland-Hodgman clip of a triangle/polygon in homogeneous clip space.
 
     ``verts`` is [n, 4] (x, y, z, w).  Keeps the part with
@@ -164,7 +169,7 @@ def clip_polygon(verts, slack=0.0):
     # Cut it at w = eps, ~1e9 viewports away, which leaves the on-screen edges
     # (their directions) unchanged.
     eps = 1e-9 * max(float(np.abs(poly[:, [0, 1, 3]]).max()), 1e-300)
-    if len(poly_out) and np.any(poly_out[:, 3] < eps):
+    if cut_infinity and len(poly_out) and np.any(poly_out[:, 3] < eps):
         d = poly_out[:, 3] - eps
         out = []
         n = len(poly_out)
@@ -245,6 +250,22 @@ def _is_degenerate(P):
     return abs(_signed_area(P)) <= 1e-12 * ext * ext
 
 
+def touches_eye(v, rel=1e-3):
+    """True if the part of the triangle between the near and far planes comes
+    within ``rel`` (relative to the largest vertex coordinate) of the 4D origin
+    x = y = z = w = 0, where the near and far planes meet.  Its projection is
+    then ill-defined (points near the eye project anywhere) and float32
+    clippers, GL included, produce garbage.  Never happens with a projection
+    matrix whose z row has a non-zero offset (z_clip = B != 0 at w = 0).
+    """
+    v = np.asarray(v, np.float64).reshape(-1, 4)
+    poly = clip_polygon(v, 0.0, cut_infinity=False)
+    if len(poly) == 0:
+        return False
+    scale = float(np.abs(v).max())
+    return bool(np.abs(poly).max(axis=1).min() <= rel * scale)
+
+
 def triangle_pixels(v, H, W, edge_tol_px=0.02, clip_tol=1e-6):
     """Classify the pixels of one triangle.
 
@@ -256,6 +277,11 @@ def triangle_pixels(v, H, W, edge_tol_px=0.02, clip_tol=1e-6):
     outer = clip_polygon(v, slack=+clip_tol)
     if len(outer) == 0:
         return None
+    if touches_eye(v):
+        # ill-defined projection: whatever it covers is ambiguous
+        cy, cx = np.meshgrid(np.arange(H) + 0.5, np.arange(W) + 0.5, indexing="ij")
+        return dict(i0=0, i1=H, j0=0, j1=W, cx=cx, cy=cy, definite=np.zeros((H, W), bool),
+                    maybe=np.ones((H, W), bool), degenerate=True)
     P_out = _project(outer, H, W)
     if P_out is None or len(P_out) == 0:
         return None
