@@ -22,9 +22,20 @@ RL_HD void two_sum(double a, double b, double& s, double& err) {
   err = (a - av) + (b - bv);
 }
 
+// Exact product a * b = p + err. With a hardware fused multiply-add (CUDA, or a host compiled
+// for FMA) that is one instruction; otherwise Dekker's splitting (a software fma call costs ~50x).
 RL_HD void two_prod(double a, double b, double& p, double& err) {
   p = a * b;
+#if defined(__CUDA_ARCH__) || defined(__FMA__)
   err = fma(a, b, -p);
+#else
+  const double split = 134217729.0;  // 2^27 + 1
+  double t = split * a;
+  const double ahi = t - (t - a), alo = a - ahi;
+  t = split * b;
+  const double bhi = t - (t - b), blo = b - bhi;
+  err = ((ahi * bhi - p) + ahi * blo + alo * bhi) + alo * blo;
+#endif
 }
 
 // Sign of the exact sum of n doubles (n <= 32), by Shewchuk's grow-expansion with zero
@@ -75,13 +86,37 @@ RL_HD int orient_sign_exact(const Vec3<T>& a, const Vec3<T>& b, const Vec3<T>& c
   return exact_sum_sign(t, n);
 }
 
-// Exact sign of p * q - r * s.
-template <typename T>
-RL_HD int diff_prod_sign_exact(T p, T q, T r, T s) {
+// Exact sign of p * q - r * s. Float products are exact in double, and the sign of a rounded
+// difference is exact; doubles go through a filter and then expansions.
+RL_HD int diff_prod_sign_exact(float p, float q, float r, float s) {
+  const double d = double(p) * double(q) - double(r) * double(s);
+  return d > 0 ? 1 : (d < 0 ? -1 : 0);
+}
+RL_HD int diff_prod_sign_exact(double p, double q, double r, double s) {
+  const double a = p * q, b = r * s, d = a - b;
+  const double bound = 4.0 * 1.1102230246251565e-16 * (fabs(a) + fabs(b));
+  if (d > bound) return 1;
+  if (d < -bound) return -1;
   double t[4];
-  two_prod(double(p), double(q), t[0], t[1]);
-  two_prod(-double(r), double(s), t[2], t[3]);
+  two_prod(p, q, t[0], t[1]);
+  two_prod(-r, s, t[2], t[3]);
   return exact_sum_sign(t, 4);
+}
+
+// Sign of det[a; b; c] = c . (a x b): evaluated in double with a forward error bound (float
+// input: the 2x2 minors are exact in double, so the bound is tiny), exactly when within it.
+template <typename T>
+RL_HD int orient_sign(const Vec3<T>& a, const Vec3<T>& b, const Vec3<T>& c) {
+  const double ax = a.x, ay = a.y, az = a.z, bx = b.x, by = b.y, bz = b.z;
+  const double m0 = ay * bz - az * by, m1 = az * bx - ax * bz, m2 = ax * by - ay * bx;
+  const double d = double(c.x) * m0 + double(c.y) * m1 + double(c.z) * m2;
+  const double mag = fabs(double(c.x)) * (fabs(ay * bz) + fabs(az * by)) +
+                     fabs(double(c.y)) * (fabs(az * bx) + fabs(ax * bz)) +
+                     fabs(double(c.z)) * (fabs(ax * by) + fabs(ay * bx));
+  const double bound = 8.0 * 1.1102230246251565e-16 * mag;
+  if (d > bound) return 1;
+  if (d < -bound) return -1;
+  return orient_sign_exact(a, b, c);
 }
 
 // Unit roundoff of T, and a safe multiple of it bounding the rounding error of

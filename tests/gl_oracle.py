@@ -30,7 +30,6 @@ pixels ambiguous (see ``clip_tol`` in reference.py).
 from __future__ import annotations
 
 import ctypes
-import os
 
 import numpy as np
 

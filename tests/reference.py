@@ -14,7 +14,11 @@ rasterizer:
 * ``rast_db`` uses the ANALYTIC derivative of that closed form (quotient
   rule on ``b'(x, y)``, which is affine in x and y), then the chain rule
   dx/dX = 2/W and dy/dY = 2/H.  ``test_reference_db_matches_finite_differences``
-  checks it against central finite differences.
+  checks it against (Richardson-extrapolated) central finite differences.
+* a clipped vertex at w = 0 (possible only where z = 0 too, where the near
+  and far planes meet) is a point at infinity; the polygon is additionally cut
+  at w = 1e-9 * scale, ~1e9 viewports away, so on-screen edges keep their
+  exact directions (GL agrees: it draws such unbounded projections).
 
 Conventions match rastlit / nvdiffrast: ``rast[..., :] = (u, v, z/w, id + 1)``
 with u = b0 and v = b1, row 0 = bottom row (y_ndc = -1), pixel centre
@@ -362,11 +366,14 @@ def _barycentrics(v, cx, cy, H, W):
 # ---------------------------------------------------------------------------
 
 def reference_rasterize(pos, tri, H, W, ranges=None, edge_tol_px=0.02, depth_tol=1e-6,
-                        clip_tol=1e-6):
+                        clip_tol=1e-6, return_possible=False):
     """Reference rasterization.
 
     Returns ``(rast, rast_db, ambiguous)``: float64 [B,H,W,4], float64
-    [B,H,W,4] = (du/dX, du/dY, dv/dX, dv/dY), bool [B,H,W].
+    [B,H,W,4] = (du/dX, du/dY, dv/dX, dv/dY), bool [B,H,W].  With
+    ``return_possible`` also a list (one per view) of dicts mapping each
+    ambiguous pixel (i, j) to the set of ids + 1 that may legitimately win
+    there (0 = background, possible only without a definite candidate).
     """
     H, W = int(H), int(W)
     views = list(views_of(pos, tri, ranges))
@@ -374,6 +381,7 @@ def reference_rasterize(pos, tri, H, W, ranges=None, edge_tol_px=0.02, depth_tol
     rast = np.zeros((B, H, W, 4))
     rast_db = np.zeros((B, H, W, 4))
     ambiguous = np.zeros((B, H, W), dtype=bool)
+    possible = []
     for bi, (P, start, T) in enumerate(views):
         best_d = np.full((H, W), np.inf)
         best_id = np.full((H, W), -1, dtype=np.int64)
@@ -419,6 +427,7 @@ def reference_rasterize(pos, tri, H, W, ranges=None, edge_tol_px=0.02, depth_tol
                 g[dm, 3] = db[dm, 1, 1]
         # second pass: ambiguity
         amb = ambiguous[bi]
+        poss = {}
         for gid, sl, definite, maybe, depth in cands:
             bd = best_d[sl]
             bid = best_id[sl]
@@ -430,6 +439,16 @@ def reference_rasterize(pos, tri, H, W, ranges=None, edge_tol_px=0.02, depth_tol
             a_maybe = maybe & not_winner & can_win
             a_def = definite & not_winner & (~finite | ((depth != bd) & (depth <= bd + tol)))
             amb[sl] |= a_maybe | a_def
+            if return_possible:
+                cand_pix = np.argwhere(a_maybe | a_def)
+                for i, j in cand_pix:
+                    poss.setdefault((i + sl[0].start, j + sl[1].start), set()).add(gid + 1)
+        if return_possible:
+            for (i, j), ids in poss.items():
+                ids.add(int(best_id[i, j]) + 1)  # the definite winner, or 0 = background
+            possible.append({(int(i), int(j)): ids for (i, j), ids in poss.items()})
+    if return_possible:
+        return rast, rast_db, ambiguous, possible
     return rast, rast_db, ambiguous
 
 
@@ -481,13 +500,16 @@ def reference_interpolate(attr, rast, tri, rast_db=None, diff_attrs=None):
 # Comparison helper shared by the tests and the report script
 # ---------------------------------------------------------------------------
 
-def compare_rast(test, ref, ambiguous, test_db=None, ref_db=None):
+def compare_rast(test, ref, ambiguous, test_db=None, ref_db=None, possible=None):
     """Compare a rasterization ``test`` against ``ref`` (both [B,H,W,4]).
 
     Ids are compared outside ``ambiguous``; u, v, z/w wherever both ids agree
     and are non-zero; rast_db (if given) where ids agree, are non-zero and the
     pixel is not ambiguous, as error relative to max(|ref_db| over the pixel's
-    4 components, 1e-6).  Returns a dict of counts and maxima.
+    4 components, 1e-6).  With ``possible`` (from ``reference_rasterize(...,
+    return_possible=True)``) also counts ambiguous pixels whose id in ``test``
+    is none of the possible winners (``implausible``).
+    Returns a dict of counts and maxima.
     """
     test = to_numpy(test, np.float64)
     ref = to_numpy(ref, np.float64)
@@ -507,6 +529,15 @@ def compare_rast(test, ref, ambiguous, test_db=None, ref_db=None):
     for name, c in (("du", 0), ("dv", 1), ("dz", 2)):
         r["max_" + name] = float(np.abs(test[..., c] - ref[..., c])[both].max()) if both.any() else 0.0
     r["nonfinite"] = int((~np.isfinite(test)).sum())
+    if possible is not None:
+        bad = []
+        for b, poss in enumerate(possible):
+            for (i, j), ids in poss.items():
+                if amb[b, i, j] and int(tid[b, i, j]) not in ids:
+                    bad.append(((b, i, j), int(tid[b, i, j]) - 1, sorted(k - 1 for k in ids)))
+        r["implausible"] = len(bad)
+        if bad:
+            r["first_implausible"] = bad[:5]
     if mism.any():
         where = np.argwhere(mism)[:5]
         r["first_mismatches"] = [
@@ -535,9 +566,11 @@ def exact_at(pos, tri, H, W, rast, ranges=None):
     pixels, whichever triangle won there.
 
     Returns (vals [B,H,W,3], db [B,H,W,4], uv_grad [B,H,W], z_grad [B,H,W],
-    invalid [B,H,W]); ``invalid`` marks claimed ids outside the view's
-    triangle range or triangles whose plane contains the eye (no defined
-    barycentrics); values there are NaN.
+    invalid [B,H,W], undefined [B,H,W]); ``invalid`` marks claimed ids
+    outside the view's triangle range (always an error), ``undefined`` claimed
+    triangles whose plane contains the eye (degenerate on screen: no defined
+    barycentrics; such a claim can only be right on an ambiguous pixel, which
+    the id comparison checks); values there are NaN.
     """
     rast = to_numpy(rast, np.float64)
     B = rast.shape[0]
@@ -546,6 +579,7 @@ def exact_at(pos, tri, H, W, rast, ranges=None):
     uvg = np.zeros((B, H, W))
     zg = np.zeros((B, H, W))
     invalid = np.zeros((B, H, W), dtype=bool)
+    undefined = np.zeros((B, H, W), dtype=bool)
     views = list(views_of(pos, tri, ranges))
     assert len(views) == B, (len(views), B)
     for bi, (P, start, T) in enumerate(views):
@@ -560,7 +594,7 @@ def exact_at(pos, tri, H, W, rast, ranges=None):
             with np.errstate(all="ignore"):
                 out = _barycentrics(v, j + 0.5, i + 0.5, H, W)
             if out is None:
-                invalid[bi][m] = True
+                undefined[bi][m] = True
                 continue
             b, depth, db = out
             bw = b @ v[:, 3]
@@ -572,27 +606,31 @@ def exact_at(pos, tri, H, W, rast, ranges=None):
             dbo[bi, i, j] = d4
             uvg[bi, i, j] = np.abs(d4).max(-1)
             zg[bi, i, j] = np.maximum(np.abs(dzx), np.abs(dzy))
-    return vals, dbo, uvg, zg, invalid
+    return vals, dbo, uvg, zg, invalid, undefined
 
 
-def compare_values(test, exact, test_db=None, tol=1e-4, grad_tol_px=2e-5, db_rel_tol=1e-3):
+def compare_values(test, exact, test_db=None, tol=1e-4, grad_tol_px=2e-5, db_rel_tol=1e-3, mask=None):
     """Check a rasterizer's (u, v, z/w) [and rast_db] against ``exact_at``.
 
     A value passes when |test - exact| <= tol + grad_tol_px * |gradient| (the
     second term is what evaluating at a point ``grad_tol_px`` pixels away from
     the centre costs: float32 rasterizers lose that much on sub-pixel or
     nearly edge-on triangles).  rast_db passes when its error relative to
-    max(|exact rast_db| over the pixel) is <= db_rel_tol.
+    max(|exact rast_db| over the pixel) is <= db_rel_tol.  ``mask`` (bool
+    [B,H,W]) restricts the comparison to those pixels.
     Returns a dict with counts and maxima.
     """
     test = to_numpy(test, np.float64)
-    vals, edb, uvg, zg, invalid = exact
-    cov = (np.rint(test[..., 3]) > 0) & ~invalid
+    vals, edb, uvg, zg, invalid, undefined = exact
+    cov = (np.rint(test[..., 3]) > 0) & ~invalid & ~undefined
+    if mask is not None:
+        cov &= to_numpy(mask, bool)
     err = np.abs(test[..., :3] - vals)
     lim = np.stack([tol + grad_tol_px * uvg] * 2 + [tol + grad_tol_px * zg], -1)
     bad = (err > lim) | ~np.isfinite(err)
     bad &= cov[..., None]
     r = dict(values_compared=int(cov.sum()), invalid_claims=int(invalid.sum()),
+             undefined_claims=int(undefined.sum()),
              max_du=float(err[..., 0][cov].max()) if cov.any() else 0.0,
              max_dv=float(err[..., 1][cov].max()) if cov.any() else 0.0,
              max_dz=float(err[..., 2][cov].max()) if cov.any() else 0.0,

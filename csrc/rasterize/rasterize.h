@@ -28,10 +28,10 @@ constexpr int64_t kMaxTriangles = 16777215;  // 2^24 - 1: id + 1 must be exact i
 
 template <typename T>
 struct TriangleSetup {
-  Vec3<T> c[3];    // edge vectors: e_i(p) = dot(c[i], p)
-  Vec3<T> m[3];    // magnitudes of the products behind c[i], for the rounding error bound
+  Vec3<T> c[3];    // edge vectors times sign(det): the triangle covers p where all c[i] . p >= 0
+  Vec3<T> m[3];    // rounding error bound of c[i] . p is m[i] . |p| (magnitudes times a safe factor)
   Vec3<T> zplane;  // z/w at p = dot(zplane, p)
-  int sign;        // sign(det): the triangle covers p where sign * e_i >= 0 for all i
+  int sign;        // sign(det)
   int tie_pass;    // bit i: edge i keeps pixel centres lying exactly on it (tie rule)
   int x0, y0, x1, y1;  // inclusive pixel bounding box, clamped to the image
 };
@@ -55,29 +55,63 @@ struct TriangleVertices {
   RL_HD Vec3<T> operator[](int k) const { return clip_xyw(pos + 4 * int64_t(idx[k])); }
 };
 
-// Exact sign of e_i at (px, py): the rounded value when it clears the error bound, else an
-// exact recomputation from the edge's two vertices (a_j, a_k), i.e. det[a_j; a_k; p].
+// Per-row part of the edge and depth functions at pixel-centre height py, so the per-pixel
+// work is one multiply-add per edge and per bound.
 template <typename T>
-RL_HD int edge_sign(const TriangleSetup<T>& s, int i, T px, T py, const TriangleVertices<T>& v) {
-  const T e = edge_eval(s.c[i], px, py);
-  const T bound = orient_error_factor<T>() * (s.m[i].x * std::fabs(px) + s.m[i].y * std::fabs(py) + s.m[i].z);
-  if (e > bound) return 1;
-  if (e < -bound) return -1;
-  return orient_sign_exact(v[(i + 1) % 3], v[(i + 2) % 3], make_vec3<T>(px, py, T(1)));
+struct EdgeRow {
+  T r[3];   // c[i].y * py + c[i].z
+  T rb[3];  // m[i].y * |py| + m[i].z
+  T zr;     // zplane.y * py + zplane.z
+};
+
+template <typename T>
+RL_HD void edge_row(const TriangleSetup<T>& s, T py, EdgeRow<T>* row) {
+  const T apy = std::fabs(py);
+  for (int i = 0; i < 3; ++i) {
+    row->r[i] = s.c[i].y * py + s.c[i].z;
+    row->rb[i] = s.m[i].y * apy + s.m[i].z;
+  }
+  row->zr = s.zplane.y * py + s.zplane.z;
 }
 
-// Coverage and depth of one pixel centre. Returns true and the depth when the triangle covers
-// the pixel centre and the point lies between the near and far planes (inclusive).
+// Coverage where the rounded edge values clear their error bounds: 1 inside, 0 outside, -1
+// undecided (a pixel centre on or within rounding distance of an edge: use coverage_exact).
 template <typename T>
-RL_HD bool pixel_covered(const TriangleSetup<T>& s, const TriangleVertices<T>& v, T px, T py, T* depth) {
+RL_HD int coverage_fast(const TriangleSetup<T>& s, const EdgeRow<T>& row, T px) {
+  const T apx = std::fabs(px);
+  const T e0 = s.c[0].x * px + row.r[0], b0 = s.m[0].x * apx + row.rb[0];
+  const T e1 = s.c[1].x * px + row.r[1], b1 = s.m[1].x * apx + row.rb[1];
+  const T e2 = s.c[2].x * px + row.r[2], b2 = s.m[2].x * apx + row.rb[2];
+  if (e0 > b0 && e1 > b1 && e2 > b2) return 1;
+  if (e0 < -b0 || e1 < -b1 || e2 < -b2) return 0;
+  return -1;
+}
+
+// Exact coverage with the tie rule: the sign of each e_i is det[a_j; a_k; p] (times sign(det)),
+// recomputed from the vertices with expansion arithmetic when the rounded value is inconclusive.
+template <typename T>
+RL_HD bool coverage_exact(const TriangleSetup<T>& s, const TriangleVertices<T>& v, T px, T py) {
+  const Vec3<T> p = make_vec3<T>(px, py, T(1));
   for (int i = 0; i < 3; ++i) {
-    const int sg = s.sign * edge_sign(s, i, px, py, v);
+    const T e = edge_eval(s.c[i], px, py);
+    const T bound = s.m[i].x * std::fabs(px) + s.m[i].y * std::fabs(py) + s.m[i].z;
+    int sg;
+    if (e > bound) {
+      sg = 1;
+    } else if (e < -bound) {
+      sg = -1;
+    } else {
+      sg = s.sign * orient_sign_exact(v[(i + 1) % 3], v[(i + 2) % 3], p);
+    }
     if (sg < 0 || (sg == 0 && !((s.tie_pass >> i) & 1))) return false;
   }
-  const T z = edge_eval(s.zplane, px, py);
-  if (!(z >= T(-1) && z <= T(1))) return false;  // near / far planes; also rejects NaN
-  *depth = z;
   return true;
+}
+
+// Depth test against the near and far planes (inclusive); also rejects NaN.
+template <typename T>
+RL_HD bool depth_in_range(T z) {
+  return z >= T(-1) && z <= T(1);
 }
 
 // Sutherland-Hodgman against one plane d(v) = v . plane >= 0 on homogeneous 4-vectors.
@@ -117,9 +151,14 @@ RL_HD bool setup_triangle(const T* v0, const T* v1, const T* v2, int height, int
                            std::fabs(p.x * q.y) + std::fabs(p.y * q.x));
   }
   // det = a0 . (a1 x a2), its sign exact: a wrong sign would turn the triangle inside out.
-  const int det_sign = orient_sign_exact(a1, a2, a0);
+  const int det_sign = orient_sign(a1, a2, a0);
   if (det_sign == 0) return false;
   s->sign = det_sign;
+  const T K = orient_error_factor<T>();
+  for (int i = 0; i < 3; ++i) {
+    if (det_sign < 0) s->c[i] = make_vec3<T>(-s->c[i].x, -s->c[i].y, -s->c[i].z);  // exact
+    s->m[i] = make_vec3<T>(K * s->m[i].x, K * s->m[i].y, K * s->m[i].z);
+  }
   // Tie rule for pixel centres exactly on edge i: keep them when the inward normal
   // sign * (c.x, c.y) has n.x > 0, or n.x == 0 and n.y > 0, i.e. when the nudge direction
   // (1, epsilon) points into the triangle. Neighbours see opposite normals, so exactly one
@@ -138,19 +177,27 @@ RL_HD bool setup_triangle(const T* v0, const T* v1, const T* v2, int height, int
   if (!std::isfinite(det_d)) return false;
   // z/w is a depth attribute only (no coverage decision rests on it but the near/far test),
   // so its plane may be rounded; a det that rounds to 0 in double leaves it flat.
-  const T inv_det = det_d != 0.0 ? T(1.0 / det_d) : T(0);
+  // c[] carry sign(det) already, so divide by |det|.
+  const T inv_det = det_d != 0.0 ? T(1.0 / std::fabs(det_d)) : T(0);
   s->zplane = inv_det * (v0[2] * s->c[0] + v1[2] * s->c[1] + v2[2] * s->c[2]);
 
   // Conservative bounding box of the part between the near (z >= -w) and far (z <= w) planes.
+  // Triangles entirely inside the slab (the common case) need no clipping.
   double poly_a[9][4], poly_b[9][4];
   for (int k = 0; k < 4; ++k) {
     poly_a[0][k] = double(v0[k]);
     poly_a[1][k] = double(v1[k]);
     poly_a[2][k] = double(v2[k]);
   }
-  int n = clip_polygon_plane(poly_a, 3, poly_b, 1.0, 1.0);   // z + w >= 0
-  n = clip_polygon_plane(poly_b, n, poly_a, -1.0, 1.0);      // w - z >= 0
-  if (n == 0) return false;
+  int n = 3;
+  bool inside_slab = true;
+  for (int i = 0; i < 3; ++i)
+    inside_slab = inside_slab && poly_a[i][3] > 0 && poly_a[i][2] >= -poly_a[i][3] && poly_a[i][2] <= poly_a[i][3];
+  if (!inside_slab) {
+    n = clip_polygon_plane(poly_a, 3, poly_b, 1.0, 1.0);   // z + w >= 0
+    n = clip_polygon_plane(poly_b, n, poly_a, -1.0, 1.0);  // w - z >= 0
+    if (n == 0) return false;
+  }
   double xmin = 1e300, xmax = -1e300, ymin = 1e300, ymax = -1e300;
   bool unbounded = false;
   for (int i = 0; i < n; ++i) {
@@ -172,14 +219,10 @@ RL_HD bool setup_triangle(const T* v0, const T* v1, const T* v2, int height, int
     s->y1 = height - 1;
     return true;
   }
-  // Pixel j has its centre at X = (2j + 1) / W - 1, i.e. j = (X + 1) W / 2 - 1/2. The margin
-  // keeps pixels that float32 edge tests may still accept just outside the exact polygon.
-  double extent = 0;
-  for (int i = 0; i < n; ++i) {
-    const double w = poly_a[i][3];
-    extent = std::fmax(extent, std::fmax(std::fabs(poly_a[i][0] / w), std::fabs(poly_a[i][1] / w)));
-  }
-  const double margin = 0.125 + 1e-13 * extent * (width > height ? width : height);
+  // Pixel j has its centre at X = (2j + 1) / W - 1, i.e. j = (X + 1) W / 2 - 1/2. Coverage is
+  // exact, so the margin only absorbs the rounding of this double-precision projection.
+  const double extent = std::fmax(std::fmax(-xmin, xmax), std::fmax(-ymin, ymax));
+  const double margin = 1.0 / 256 + 1e-13 * extent * (width > height ? width : height);
   double fx0 = (xmin + 1.0) * 0.5 * width - 0.5 - margin;
   double fx1 = (xmax + 1.0) * 0.5 * width - 0.5 + margin;
   double fy0 = (ymin + 1.0) * 0.5 * height - 0.5 - margin;

@@ -102,14 +102,17 @@ void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<Trian
     for (int64_t k = tile_begin[tile]; k < tile_begin[tile + 1]; ++k) {
       const int32_t t = bins[k];
       const TriangleSetup<T>& s = setups[t];
-      const TriangleVertices<T> verts{pos, tri + 3 * int64_t(t)};
       const int x0 = std::max(s.x0, tx0), x1 = std::min(s.x1, tx1);
       const int y0 = std::max(s.y0, ty0), y1 = std::min(s.y1, ty1);
       for (int y = y0; y <= y1; ++y) {
-        const T yc = py[y];
+        EdgeRow<T> row;
+        edge_row(s, py[y], &row);
         for (int x = x0; x <= x1; ++x) {
-          T z;
-          if (!pixel_covered(s, verts, px[x], yc, &z)) continue;
+          int cov = coverage_fast(s, row, px[x]);
+          if (cov < 0) cov = coverage_exact(s, TriangleVertices<T>{pos, tri + 3 * int64_t(t)}, px[x], py[y]);
+          if (!cov) continue;
+          const T z = s.zplane.x * px[x] + row.zr;
+          if (!depth_in_range(z)) continue;
           const int li = (y - ty0) * TS + (x - tx0);
           if (ibuf[li] < 0 || z < zbuf[li]) {
             zbuf[li] = z;
