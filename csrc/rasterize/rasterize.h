@@ -114,6 +114,38 @@ RL_HD bool depth_in_range(T z) {
   return z >= T(-1) && z <= T(1);
 }
 
+// z/w as an affine function of p. With every w > 0 it interpolates the vertices' own z/w with
+// screen-space weights lambda_i = e_i w_i / det, written as d2 + lambda0 (d0 - d2) +
+// lambda1 (d1 - d2): a triangle of constant z/w gets exactly that value at every pixel, so exact
+// depth ties (coplanar duplicates, geometry on the near plane) stay exact. Otherwise (some
+// w <= 0) z/w = (sum_i z_i e_i) / det.
+template <typename T>
+RL_HD Vec3<T> depth_plane(const T* v0, const T* v1, const T* v2, double det) {
+  if (!(det != 0.0)) return make_vec3<T>(T(0), T(0), T(2));  // never passes the depth range test
+  const double a[3][3] = {{double(v0[0]), double(v0[1]), double(v0[3])},
+                          {double(v1[0]), double(v1[1]), double(v1[3])},
+                          {double(v2[0]), double(v2[1]), double(v2[3])}};
+  double c[3][3];
+  for (int i = 0; i < 3; ++i) {
+    const double* p = a[(i + 1) % 3];
+    const double* q = a[(i + 2) % 3];
+    c[i][0] = p[1] * q[2] - p[2] * q[1];
+    c[i][1] = p[2] * q[0] - p[0] * q[2];
+    c[i][2] = p[0] * q[1] - p[1] * q[0];
+  }
+  const double z[3] = {double(v0[2]), double(v1[2]), double(v2[2])};
+  double plane[3];
+  if (a[0][2] > 0 && a[1][2] > 0 && a[2][2] > 0) {
+    const double d[3] = {z[0] / a[0][2], z[1] / a[1][2], z[2] / a[2][2]};
+    const double k0 = (d[0] - d[2]) * a[0][2] / det, k1 = (d[1] - d[2]) * a[1][2] / det;
+    for (int j = 0; j < 3; ++j) plane[j] = k0 * c[0][j] + k1 * c[1][j];
+    plane[2] += d[2];
+  } else {
+    for (int j = 0; j < 3; ++j) plane[j] = (z[0] * c[0][j] + z[1] * c[1][j] + z[2] * c[2][j]) / det;
+  }
+  return make_vec3<T>(T(plane[0]), T(plane[1]), T(plane[2]));
+}
+
 // Sutherland-Hodgman against one plane d(v) = v . plane >= 0 on homogeneous 4-vectors.
 RL_HD int clip_polygon_plane(const double (*in)[4], int n, double (*out)[4], double pz, double pw) {
   int m = 0;
@@ -177,9 +209,7 @@ RL_HD bool setup_triangle(const T* v0, const T* v1, const T* v2, int height, int
   if (!std::isfinite(det_d)) return false;
   // z/w is a depth attribute only (no coverage decision rests on it but the near/far test),
   // so its plane may be rounded; a det that rounds to 0 in double leaves it flat.
-  // c[] carry sign(det) already, so divide by |det|.
-  const T inv_det = det_d != 0.0 ? T(1.0 / std::fabs(det_d)) : T(0);
-  s->zplane = inv_det * (v0[2] * s->c[0] + v1[2] * s->c[1] + v2[2] * s->c[2]);
+  s->zplane = depth_plane(v0, v1, v2, det_d);
 
   // Conservative bounding box of the part between the near (z >= -w) and far (z <= w) planes.
   // Triangles entirely inside the slab (the common case) need no clipping.
@@ -246,13 +276,25 @@ RL_HD bool setup_triangle(const T* v0, const T* v1, const T* v2, int height, int
   return true;
 }
 
-// Perspective-correct barycentrics and their pixel-space derivatives at p, from the edge vectors
-// of the covering triangle. out4 = (u, v), db4 = (du/dX, du/dY, dv/dX, dv/dY).
+// Clip-space (x, y, w) of a vertex in a frame sheared so that pixel centre (px, py) sits at the
+// origin: (x - px w, y - py w, w). The shear has determinant 1, so determinants (and hence the
+// barycentrics) are unchanged, but for small triangles the numbers entering the cross products
+// are small and nearly free of cancellation: float32 barycentrics keep their accuracy on
+// sub-pixel triangles and far from the image centre.
 template <typename T>
-RL_HD void barycentrics_at(const Vec3<T> c[3], T px, T py, T kx, T ky, T* uv, T* db) {
-  const T e0 = edge_eval(c[0], px, py), e1 = edge_eval(c[1], px, py), e2 = edge_eval(c[2], px, py);
-  const T inv_s = T(1) / (e0 + e1 + e2);
-  const T b0 = e0 * inv_s, b1 = e1 * inv_s;
+RL_HD Vec3<T> pixel_frame(const Vec3<T>& a, T px, T py) {
+  return make_vec3<T>(a.x - px * a.z, a.y - py * a.z, a.z);
+}
+
+// Perspective-correct barycentrics and their pixel-space derivatives at pixel centre (px, py)
+// of the triangle with clip-space columns a[3]. uv = (u, v), db = (du/dX, du/dY, dv/dX, dv/dY).
+// In the pixel frame p = (0, 0, 1), so e_i = c_i.w; c_i.x and c_i.y are shear-invariant.
+template <typename T>
+RL_HD void barycentrics_at(const Vec3<T> a[3], T px, T py, T kx, T ky, T* uv, T* db) {
+  const Vec3<T> q0 = pixel_frame(a[0], px, py), q1 = pixel_frame(a[1], px, py), q2 = pixel_frame(a[2], px, py);
+  const Vec3<T> c[3] = {cross(q1, q2), cross(q2, q0), cross(q0, q1)};
+  const T inv_s = T(1) / (c[0].z + c[1].z + c[2].z);
+  const T b0 = c[0].z * inv_s, b1 = c[1].z * inv_s;
   uv[0] = b0;
   uv[1] = b1;
   if (db) {
@@ -264,13 +306,14 @@ RL_HD void barycentrics_at(const Vec3<T> c[3], T px, T py, T kx, T ky, T* uv, T*
   }
 }
 
-// Backward of barycentrics_at with respect to the clip-space (x, y, w) of the three vertices.
-// g_uv = dL/d(u, v); g_db = dL/d(du/dX, du/dY, dv/dX, dv/dY) or null. ga[i] receives dL/da_i.
 template <typename T>
-RL_HD void barycentrics_backward(const Vec3<T> a[3], T px, T py, T kx, T ky, const T* g_uv,
+RL_HD void barycentrics_backward(const Vec3<T> a_clip[3], T px, T py, T kx, T ky, const T* g_uv,
                                  const T* g_db, Vec3<T> ga[3]) {
+  // Differentiate in the pixel frame (p = (0, 0, 1)), then map back through the shear:
+  // q = (x - px w, y - py w, w)  =>  dL/dx = dL/dq.x, dL/dy = dL/dq.y, dL/dw = dL/dq.w - px dL/dq.x - py dL/dq.y.
+  const Vec3<T> a[3] = {pixel_frame(a_clip[0], px, py), pixel_frame(a_clip[1], px, py), pixel_frame(a_clip[2], px, py)};
   Vec3<T> c[3] = {cross(a[1], a[2]), cross(a[2], a[0]), cross(a[0], a[1])};
-  const Vec3<T> p = make_vec3<T>(px, py, T(1));
+  const Vec3<T> p = make_vec3<T>(T(0), T(0), T(1));
   T e[3] = {dot(c[0], p), dot(c[1], p), dot(c[2], p)};
   const T inv_s = T(1) / (e[0] + e[1] + e[2]);
   const T b[3] = {e[0] * inv_s, e[1] * inv_s, e[2] * inv_s};
@@ -306,6 +349,7 @@ RL_HD void barycentrics_backward(const Vec3<T> a[3], T px, T py, T kx, T ky, con
   ga[0] = cross(gc[1], a[2]) + cross(a[1], gc[2]);
   ga[1] = cross(a[2], gc[0]) + cross(gc[2], a[0]);
   ga[2] = cross(gc[0], a[1]) + cross(a[0], gc[1]);
+  for (int i = 0; i < 3; ++i) ga[i].z -= px * ga[i].x + py * ga[i].y;
 }
 
 // ---------------------------------------------------------------------------------------------

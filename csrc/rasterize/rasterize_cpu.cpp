@@ -132,7 +132,10 @@ void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<Trian
           d[0] = d[1] = d[2] = d[3] = T(0);
           continue;
         }
-        barycentrics_at(setups[t].c, px[x], py[y], kx, ky, r, d);
+        const int32_t* ti = tri + 3 * int64_t(t);
+        const Vec3<T> a[3] = {clip_xyw(pos + 4 * int64_t(ti[0])), clip_xyw(pos + 4 * int64_t(ti[1])),
+                              clip_xyw(pos + 4 * int64_t(ti[2]))};
+        barycentrics_at(a, px[x], py[y], kx, ky, r, d);
         r[2] = zbuf[li];
         r[3] = T(vt.first + t + 1);
       }
