@@ -21,6 +21,11 @@ the same process where it is fast enough (``--baseline auto``) and its triangle 
 against rastlit's on one small configuration before timing (the script exits with an error if
 fewer than 99% of the covered pixels agree).
 
+Timings are wall-clock and sensitive to other load on the machine (the header prints the load
+average). On a small shared CPU box, libgomp's default spin-waiting turns competing processes into
+large, erratic slowdowns of every OpenMP region (rastlit's and torch's); ``OMP_WAIT_POLICY=passive``
+(set in the environment before starting Python) gives much steadier numbers there.
+
 Examples::
 
     python benchmarks/bench_ops.py --quick
@@ -194,6 +199,26 @@ def _edge_passes(e: torch.Tensor, nx: torch.Tensor, ny: torch.Tensor) -> torch.T
     return (e > 0) | ((e == 0) & ((nx > 0) | ((nx == 0) & (ny > 0))))
 
 
+def _pixel_edges(v: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unnormalized perspective-correct barycentrics ``e`` ``[n,3]`` and z/w ``[n]`` of triangles
+    ``v`` ``[n,3,4]`` (clip space) at NDC points (X, Y) ``[n]``.
+
+    e_i = det[p; a_j; a_k] with a = (x, y, w) and p = (X, Y, 1), (i, j, k) cyclic. Evaluated in a
+    frame centred on the pixel (shear a -> (x - X w, y - Y w, w), which keeps every determinant and
+    maps p to (0, 0, 1)), where it is a 2x2 determinant: much better conditioned in float32 than
+    (a_j x a_k) . p for triangles that are small compared with their distance from the centre.
+    """
+    w = v[..., 3]
+    xs = v[..., 0] - X[:, None] * w
+    ys = v[..., 1] - Y[:, None] * w
+    x0, x1, x2 = xs.unbind(-1)
+    y0, y1, y2 = ys.unbind(-1)
+    e = torch.stack([x1 * y2 - y1 * x2, x2 * y0 - y2 * x0, x0 * y1 - y0 * x1], dim=-1)
+    # Perspective-correct interpolation of clip z and w: z/w = sum(e z) / sum(e w).
+    zw = (e * v[..., 2]).sum(-1) / (e * w).sum(-1)
+    return e, zw
+
+
 def torch_rasterize(
     pos: torch.Tensor, tri: torch.Tensor, resolution: Sequence[int], max_candidates: int = 1 << 22
 ) -> torch.Tensor:
@@ -204,9 +229,10 @@ def torch_rasterize(
     are not). Limitation: triangles with a vertex at w <= 0 are dropped (no clipping); the
     benchmark scenes have none. No ``rast_db``.
 
-    Method: the edge vectors of triangle (a0, a1, a2), a_i = (x_i, y_i, w_i), are c0 = a1 x a2,
-    c1 = a2 x a0, c2 = a0 x a1; at the NDC pixel centre p = (X, Y, 1), e_i = c_i . p are
-    unnormalized perspective-correct barycentrics, and z/w = (sum_i e_i z_i) / det.
+    Method: for triangle (a0, a1, a2), a_i = (x_i, y_i, w_i), and the NDC pixel centre
+    p = (X, Y, 1), e_i = det[p; a_j; a_k] ((i, j, k) cyclic, see :func:`_pixel_edges`) are unnormalized
+    perspective-correct barycentrics; the pixel is covered where all sign(det) * e_i >= 0 (with a
+    tie rule on exact zeros from the edge normals a_j x a_k), and z/w = sum(e_i z_i) / sum(e_i w_i).
     """
     H, W = int(resolution[0]), int(resolution[1])
     B, T = pos.shape[0], tri.shape[0]
@@ -236,9 +262,8 @@ def torch_rasterize(
         count = torch.where(ok, bw * bh, torch.zeros_like(bw)).reshape(-1)  # [B*T]
 
         sign = torch.sign(det).reshape(-1)
-        cs = (c * torch.sign(det)[..., None, None]).reshape(-1, 3, 3)  # sign-corrected edge vectors
-        zc = v[..., 2].reshape(-1, 3)
-        inv_det = (1.0 / torch.where(det != 0, det, torch.ones_like(det))).reshape(-1)
+        nrm = (c * torch.sign(det)[..., None, None])[..., :2].reshape(-1, 3, 2)  # inward edge normals
+        vf = v.reshape(-1, 3, 4)
         x0f, y0f, bwf = x0.reshape(-1), y0.reshape(-1), bw.reshape(-1)
 
         # Candidate pixels chunk by chunk (whole triangles per chunk, about max_candidates each).
@@ -265,12 +290,12 @@ def torch_rasterize(
             py = y0f[t] + off // bwt
             X = (2.0 * px.to(pos.dtype) + 1.0) / W - 1.0
             Y = (2.0 * py.to(pos.dtype) + 1.0) / H - 1.0
-            ct = cs[t]  # [n,3,3]
-            e_ = ct[..., 0] * X[:, None] + ct[..., 1] * Y[:, None] + ct[..., 2]  # sign * e_i, [n,3]
-            inside = _edge_passes(e_, ct[..., 0], ct[..., 1]).all(-1) & (e_.sum(-1) > 0)
-            # z/w = sum(e_i z_i) / det; e_ carries sign(det), so divide by |det|.
-            z = (e_ * zc[t]).sum(-1) * (inv_det[t] * sign[t])
-            inside &= (z >= -1.0) & (z <= 1.0)
+            e_, zw = _pixel_edges(vf[t], X, Y)  # e_i and z/w at the pixel, [n,3] and [n]
+            e_ = e_ * sign[t, None]
+            nt = nrm[t]
+            inside = _edge_passes(e_, nt[..., 0], nt[..., 1]).all(-1) & (e_.sum(-1) > 0)
+            inside &= (zw >= -1.0) & (zw <= 1.0)
+            z = zw
             idx = inside.nonzero().squeeze(1)
             tt = t[idx]
             hit_pix.append((tt // T) * (H * W) + py[idx] * W + px[idx])
@@ -296,12 +321,8 @@ def torch_rasterize(
     X = (2.0 * (rem % W).to(pos.dtype) + 1.0) / W - 1.0
     Y = (2.0 * (rem // W).to(pos.dtype) + 1.0) / H - 1.0
     vw = pos[view[:, None], tri_l[win]]  # [M,3,4]
-    aw = vw[..., [0, 1, 3]]
-    b0, b1, b2 = aw.unbind(-2)
-    p = torch.stack([X, Y, torch.ones_like(X)], dim=-1)
-    e0 = (_cross(b1, b2) * p).sum(-1)
-    e1 = (_cross(b2, b0) * p).sum(-1)
-    e2 = (_cross(b0, b1) * p).sum(-1)
+    ew, _ = _pixel_edges(vw, X, Y)
+    e0, e1, e2 = ew.unbind(-1)
     s_ = e0 + e1 + e2
     vals = torch.stack([e0 / s_, e1 / s_, zwin, (win + 1).to(pos.dtype)], dim=-1)
     rast = torch.zeros((npix, 4), dtype=pos.dtype, device=dev).index_put((pix,), vals)
@@ -635,10 +656,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if m not in ("fwd", "fwd+bwd"):
             ap.error(f"unknown mode {m!r}; choose from fwd, fwd+bwd")
 
-    t_start = time.perf_counter()
+    t_import = time.perf_counter()
     import rastlit  # noqa: F401  (JIT build / load happens here, outside the timings)
 
+    t_start = time.perf_counter()
+    t_import = t_start - t_import
+
     print(header(device))
+    print(f"  rastlit import (including any JIT build): {t_import:.1f} s, from {os.path.dirname(rastlit.__file__)}")
     print(f"  configs: sizes {','.join(sizes)}; res {resolutions}; batch {batches}; passes {modes}; "
           f"baseline {args.baseline}; {budget:g} s / at most {max_reps} timed repeats per config")
     sys.stdout.flush()

@@ -10,9 +10,21 @@
 #include "interpolate/interpolate.h"
 #include "rasterize/rasterize.h"
 
+#ifdef RASTLIT_WITH_CUDA
+#include <functional>
+
+#include "cuda_common.cuh"
+#endif
+
 namespace rastlit {
 
 int parallel_probe_threads(int num_threads);
+
+#ifdef RASTLIT_WITH_CUDA
+// ops_cuda.cpp: runs `launch` on the device's current stream with a workspace from torch's
+// caching allocator, and turns a non-zero status into an exception.
+void run_cuda(const at::Device& device, const char* op, const std::function<int(const CudaWorkspace&)>& launch);
+#endif
 
 namespace {
 
@@ -20,6 +32,16 @@ std::string shape_str(const at::Tensor& t) {
   std::ostringstream ss;
   ss << t.sizes();
   return ss.str();
+}
+
+void check_device_supported(const at::Tensor& t, const char* name) {
+#ifdef RASTLIT_WITH_CUDA
+  TORCH_CHECK(t.device().is_cpu() || t.device().is_cuda(), name, " must be a CPU or CUDA tensor, got ", t.device());
+#else
+  TORCH_CHECK(t.device().is_cpu(), name, " is on ", t.device(),
+              ", but this rastlit build has CPU kernels only (CUDA kernels are built when torch has CUDA "
+              "and nvcc is installed); move the tensors to the CPU");
+#endif
 }
 
 void check_float(const at::Tensor& t, const char* name) {
@@ -73,6 +95,7 @@ struct RasterizeShape {
 
 RasterizeShape check_rasterize_inputs(const at::Tensor& pos, const at::Tensor& tri, int64_t height,
                                       int64_t width, const c10::optional<at::Tensor>& ranges) {
+  check_device_supported(pos, "pos");
   check_float(pos, "pos");
   check_same_device(tri, pos, "tri", "pos");
   check_resolution(height, width);
@@ -110,6 +133,16 @@ RasterizeShape check_rasterize_inputs(const at::Tensor& pos, const at::Tensor& t
   return s;
 }
 
+// Triangle ids in rast must be 0 (background) or in [1, T]. The CPU kernels report bad ids
+// themselves; on the GPU they are checked here first (kernels treat them as background).
+void check_rast_ids(const at::Tensor& rast, int64_t num_triangles, const char* op) {
+  if (rast.numel() == 0) return;
+  const at::Tensor ids = rast.select(-1, 3);
+  const bool bad = (ids.lt(0) | ids.gt(double(num_triangles)) | ids.isnan() | ids.ne(ids.floor())).any().item<bool>();
+  TORCH_CHECK_INDEX(!bad, op, ": rast[..., 3] holds a triangle id + 1 outside [0, T] (T = number of triangles in tri); "
+                    "pass the rast that rasterize() returned for this tri");
+}
+
 void raise_status(int status, const char* op) {
   TORCH_CHECK_INDEX(status != kBadTriangleId, op,
                     ": rast[..., 3] holds a triangle id + 1 outside [0, T] (T = number of triangles in tri); "
@@ -117,9 +150,12 @@ void raise_status(int status, const char* op) {
   TORCH_CHECK(status == kOk, op, ": kernel failed with status ", status);
 }
 
+}  // namespace
+
+// The op functions have external linkage: ops_cuda.cpp registers the same ones for CUDA.
 // ------------------------------------------------------------------------------------ rasterize
 
-std::tuple<at::Tensor, at::Tensor> rasterize_fwd_cpu_op(const at::Tensor& pos_in, const at::Tensor& tri_in,
+std::tuple<at::Tensor, at::Tensor> rasterize_fwd_op(const at::Tensor& pos_in, const at::Tensor& tri_in,
                                                         int64_t height, int64_t width,
                                                         const c10::optional<at::Tensor>& ranges_in, bool grad_db) {
   (void)grad_db;  // only changes what the backward propagates
@@ -142,12 +178,18 @@ std::tuple<at::Tensor, at::Tensor> rasterize_fwd_cpu_op(const at::Tensor& pos_in
     p.rast = rast.data_ptr<scalar_t>();
     p.rast_db = rast_db.data_ptr<scalar_t>();
     p.num_threads = at::get_num_threads();
-    raise_status(rasterize_fwd_cpu(p), "rasterize");
+    if (pos.is_cuda()) {
+#ifdef RASTLIT_WITH_CUDA
+      run_cuda(pos.device(), "rasterize", [&](const CudaWorkspace& ws) { return rasterize_fwd_cuda(p, ws); });
+#endif
+    } else {
+      raise_status(rasterize_fwd_cpu(p), "rasterize");
+    }
   });
   return {rast, rast_db};
 }
 
-at::Tensor rasterize_bwd_cpu_op(const at::Tensor& pos_in, const at::Tensor& tri_in, const at::Tensor& rast_in,
+at::Tensor rasterize_bwd_op(const at::Tensor& pos_in, const at::Tensor& tri_in, const at::Tensor& rast_in,
                                 const c10::optional<at::Tensor>& ranges_in, const at::Tensor& grad_rast_in,
                                 const c10::optional<at::Tensor>& grad_rast_db_in) {
   const int64_t height = rast_in.dim() == 4 ? rast_in.size(1) : 0;
@@ -172,6 +214,7 @@ at::Tensor rasterize_bwd_cpu_op(const at::Tensor& pos_in, const at::Tensor& tri_
   at::Tensor ranges;
   if (ranges_in.has_value()) ranges = ranges_in->contiguous();
   at::Tensor grad_pos = at::zeros_like(pos);
+  if (pos.is_cuda()) check_rast_ids(rast, tri.size(0), "rasterize backward");
   AT_DISPATCH_FLOATING_TYPES(pos.scalar_type(), "rasterize_bwd", [&] {
     RasterizeBwdParams<scalar_t> p{};
     p.pos = pos.data_ptr<scalar_t>();
@@ -187,12 +230,28 @@ at::Tensor rasterize_bwd_cpu_op(const at::Tensor& pos_in, const at::Tensor& tri_
     p.grad_rast_db = grad_rast_db.defined() ? grad_rast_db.data_ptr<scalar_t>() : nullptr;
     p.grad_pos = grad_pos.data_ptr<scalar_t>();
     p.num_threads = at::get_num_threads();
-    raise_status(rasterize_bwd_cpu(p), "rasterize backward");
+    if (pos.is_cuda()) {
+#ifdef RASTLIT_WITH_CUDA
+      run_cuda(pos.device(), "rasterize backward", [&](const CudaWorkspace& ws) { return rasterize_bwd_cuda(p, ws); });
+#endif
+    } else {
+      raise_status(rasterize_bwd_cpu(p), "rasterize backward");
+    }
   });
   return grad_pos;
 }
 
 // ---------------------------------------------------------------------------------- interpolate
+
+namespace {
+
+// diff_attrs as an int32 tensor on the op's device (the CUDA kernels read it there).
+at::Tensor diff_tensor(at::IntArrayRef diff_attrs, const at::Device& device) {
+  std::vector<int32_t> v(diff_attrs.begin(), diff_attrs.end());
+  at::Tensor t = at::empty({int64_t(v.size())}, at::TensorOptions().dtype(at::kInt));
+  std::copy(v.begin(), v.end(), t.data_ptr<int32_t>());
+  return device.is_cpu() ? t : t.to(device);
+}
 
 struct InterpolateShape {
   int64_t num_views, height, width, attr_batch, num_vertices, num_attrs;
@@ -200,6 +259,7 @@ struct InterpolateShape {
 
 InterpolateShape check_interpolate_inputs(const at::Tensor& attr, const at::Tensor& rast, const at::Tensor& tri,
                                           const c10::optional<at::Tensor>& rast_db, at::IntArrayRef diff_attrs) {
+  check_device_supported(attr, "attr");
   check_float(attr, "attr");
   TORCH_CHECK_VALUE(rast.dim() == 4 && rast.size(3) == 4, "rast must have shape [B,H,W,4], got ", shape_str(rast));
   check_same_dtype(rast, attr, "rast", "attr");
@@ -239,7 +299,7 @@ InterpolateShape check_interpolate_inputs(const at::Tensor& attr, const at::Tens
 template <typename scalar_t>
 InterpolateFwdParams<scalar_t> interpolate_params(const InterpolateShape& s, const at::Tensor& attr,
                                                   const at::Tensor& rast, const at::Tensor& tri,
-                                                  const at::Tensor& rast_db, const std::vector<int32_t>& diff) {
+                                                  const at::Tensor& rast_db, const at::Tensor& diff) {
   InterpolateFwdParams<scalar_t> p{};
   p.attr = attr.data_ptr<scalar_t>();
   p.attr_batch = s.attr_batch;
@@ -252,13 +312,15 @@ InterpolateFwdParams<scalar_t> interpolate_params(const InterpolateShape& s, con
   p.num_views = s.num_views;
   p.height = int(s.height);
   p.width = int(s.width);
-  p.diff_attrs = diff.data();
-  p.num_diff = int(diff.size());
+  p.diff_attrs = diff.data_ptr<int32_t>();
+  p.num_diff = int(diff.numel());
   p.num_threads = at::get_num_threads();
   return p;
 }
 
-std::tuple<at::Tensor, at::Tensor> interpolate_fwd_cpu_op(const at::Tensor& attr_in, const at::Tensor& rast_in,
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> interpolate_fwd_op(const at::Tensor& attr_in, const at::Tensor& rast_in,
                                                           const at::Tensor& tri_in,
                                                           const c10::optional<at::Tensor>& rast_db_in,
                                                           at::IntArrayRef diff_attrs) {
@@ -266,19 +328,26 @@ std::tuple<at::Tensor, at::Tensor> interpolate_fwd_cpu_op(const at::Tensor& attr
   const at::Tensor attr = attr_in.contiguous(), rast = rast_in.contiguous(), tri = tri_in.contiguous();
   at::Tensor rast_db;
   if (rast_db_in.has_value()) rast_db = rast_db_in->contiguous();
-  const std::vector<int32_t> diff(diff_attrs.begin(), diff_attrs.end());
+  const at::Tensor diff = diff_tensor(diff_attrs, attr.device());
   at::Tensor out = at::empty({s.num_views, s.height, s.width, s.num_attrs}, attr.options());
-  at::Tensor out_da = at::empty({s.num_views, s.height, s.width, 2 * int64_t(diff.size())}, attr.options());
+  at::Tensor out_da = at::empty({s.num_views, s.height, s.width, 2 * diff.numel()}, attr.options());
+  if (attr.is_cuda()) check_rast_ids(rast, tri.size(0), "interpolate");
   AT_DISPATCH_FLOATING_TYPES(attr.scalar_type(), "interpolate_fwd", [&] {
     auto p = interpolate_params<scalar_t>(s, attr, rast, tri, rast_db, diff);
     p.out = out.data_ptr<scalar_t>();
-    p.out_da = diff.empty() ? nullptr : out_da.data_ptr<scalar_t>();
-    raise_status(interpolate_fwd_cpu(p), "interpolate");
+    p.out_da = diff.numel() == 0 ? nullptr : out_da.data_ptr<scalar_t>();
+    if (attr.is_cuda()) {
+#ifdef RASTLIT_WITH_CUDA
+      run_cuda(attr.device(), "interpolate", [&](const CudaWorkspace& ws) { return interpolate_fwd_cuda(p, ws); });
+#endif
+    } else {
+      raise_status(interpolate_fwd_cpu(p), "interpolate");
+    }
   });
   return {out, out_da};
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> interpolate_bwd_cpu_op(
+std::tuple<at::Tensor, at::Tensor, at::Tensor> interpolate_bwd_op(
     const at::Tensor& attr_in, const at::Tensor& rast_in, const at::Tensor& tri_in,
     const c10::optional<at::Tensor>& rast_db_in, at::IntArrayRef diff_attrs, const at::Tensor& grad_out_in,
     const c10::optional<at::Tensor>& grad_out_da_in) {
@@ -297,7 +366,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> interpolate_bwd_cpu_op(
   const at::Tensor grad_out = grad_out_in.contiguous();
   at::Tensor rast_db;
   if (rast_db_in.has_value()) rast_db = rast_db_in->contiguous();
-  const std::vector<int32_t> diff(diff_attrs.begin(), diff_attrs.end());
+  const at::Tensor diff = diff_tensor(diff_attrs, attr.device());
+  if (attr.is_cuda()) check_rast_ids(rast, tri.size(0), "interpolate backward");
   at::Tensor grad_attr = at::zeros_like(attr);
   at::Tensor grad_rast = at::empty_like(rast);
   at::Tensor grad_rast_db = rast_db.defined() ? at::empty_like(rast_db) : at::empty({0}, attr.options());
@@ -309,7 +379,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> interpolate_bwd_cpu_op(
     q.grad_attr = grad_attr.data_ptr<scalar_t>();
     q.grad_rast = grad_rast.data_ptr<scalar_t>();
     q.grad_rast_db = rast_db.defined() ? grad_rast_db.data_ptr<scalar_t>() : nullptr;
-    raise_status(interpolate_bwd_cpu(q), "interpolate backward");
+    if (attr.is_cuda()) {
+#ifdef RASTLIT_WITH_CUDA
+      run_cuda(attr.device(), "interpolate backward", [&](const CudaWorkspace& ws) { return interpolate_bwd_cuda(q, ws); });
+#endif
+    } else {
+      raise_status(interpolate_bwd_cpu(q), "interpolate backward");
+    }
   });
   return {grad_attr, grad_rast, grad_rast_db};
 }
@@ -317,8 +393,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> interpolate_bwd_cpu_op(
 int64_t parallel_probe_op(int64_t requested) {
   return parallel_probe_threads(int(requested > 0 ? requested : at::get_num_threads()));
 }
-
-}  // namespace
 
 TORCH_LIBRARY(rastlit, m) {
   m.def("rasterize_fwd(Tensor pos, Tensor tri, int height, int width, Tensor? ranges, bool grad_db) -> (Tensor, Tensor)");
@@ -329,10 +403,10 @@ TORCH_LIBRARY(rastlit, m) {
 }
 
 TORCH_LIBRARY_IMPL(rastlit, CPU, m) {
-  m.impl("rasterize_fwd", &rasterize_fwd_cpu_op);
-  m.impl("rasterize_bwd", &rasterize_bwd_cpu_op);
-  m.impl("interpolate_fwd", &interpolate_fwd_cpu_op);
-  m.impl("interpolate_bwd", &interpolate_bwd_cpu_op);
+  m.impl("rasterize_fwd", &rasterize_fwd_op);
+  m.impl("rasterize_bwd", &rasterize_bwd_op);
+  m.impl("interpolate_fwd", &interpolate_fwd_op);
+  m.impl("interpolate_bwd", &interpolate_bwd_op);
 }
 
 }  // namespace rastlit

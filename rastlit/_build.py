@@ -23,6 +23,7 @@ _loaded = False
 # antisymmetric (watertight shared edges) even where the compiler could fuse multiply-adds.
 _CFLAGS = ["-O3", "-fopenmp", "-ffp-contract=off"]
 _LDFLAGS = ["-fopenmp"]
+_CUDA_CFLAGS = ["-O3", "-DRASTLIT_WITH_CUDA"]
 
 
 def csrc_dir() -> Path:
@@ -38,8 +39,22 @@ def csrc_dir() -> Path:
     )
 
 
-def _sources(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*.cpp"))
+def cuda_enabled() -> bool:
+    """Build the CUDA kernels too: torch has CUDA, nvcc is found, and there is a GPU to target
+    (or TORCH_CUDA_ARCH_LIST names the architectures). RASTLIT_NO_CUDA=1 forces a CPU build."""
+    if os.environ.get("RASTLIT_NO_CUDA") == "1" or not torch.version.cuda:
+        return False
+    from torch.utils import cpp_extension
+
+    if cpp_extension.CUDA_HOME is None:
+        return False
+    return torch.cuda.is_available() or bool(os.environ.get("TORCH_CUDA_ARCH_LIST"))
+
+
+def _sources(root: Path, with_cuda: bool) -> list[Path]:
+    cpp = [p for p in root.rglob("*.cpp") if with_cuda or p.name != "ops_cuda.cpp"]
+    cu = list(root.rglob("*.cu")) if with_cuda else []
+    return sorted(cpp + cu)
 
 
 def _stamp(root: Path) -> str:
@@ -47,7 +62,8 @@ def _stamp(root: Path) -> str:
     for p in sorted(list(root.rglob("*.cpp")) + list(root.rglob("*.h")) + list(root.rglob("*.cu"))):
         h.update(str(p.relative_to(root)).encode())
         h.update(p.read_bytes())
-    h.update(repr((_CFLAGS, _LDFLAGS, torch.__version__, sys.version_info[:2])).encode())
+    h.update(repr((_CFLAGS, _CUDA_CFLAGS, _LDFLAGS, torch.__version__, sys.version_info[:2], cuda_enabled(),
+                   os.environ.get("TORCH_CUDA_ARCH_LIST"))).encode())
     return h.hexdigest()
 
 
@@ -59,6 +75,8 @@ def build_dir() -> Path:
         cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
         root = cache / "rastlit"
     tag = f"torch{torch.__version__.replace('+', '_')}-py{sys.version_info[0]}{sys.version_info[1]}"
+    if cuda_enabled():
+        tag += "-cuda"
     return root / tag
 
 
@@ -94,8 +112,10 @@ def load(verbose: bool = False) -> None:
 def _compile(root: Path, bdir: Path, lib: Path, stamp_file: Path, stamp: str, verbose: bool) -> None:
     from torch.utils import cpp_extension
 
-    est = 60 if not lib.is_file() else 10
-    print(f"compiling rastlit CPU kernels, once, ~{est} s (cache: {bdir})", file=sys.stderr, flush=True)
+    with_cuda = cuda_enabled()
+    est = (60 if not lib.is_file() else 10) + (120 if with_cuda else 0)
+    what = "CPU and CUDA" if with_cuda else "CPU"
+    print(f"compiling rastlit {what} kernels, once, ~{est} s (cache: {bdir})", file=sys.stderr, flush=True)
     t0 = time.time()
     # We hold the flock, so a baton file left here is stale (a builder was killed); cpp_extension
     # would wait on it forever.
@@ -104,8 +124,10 @@ def _compile(root: Path, bdir: Path, lib: Path, stamp_file: Path, stamp: str, ve
     # cpp_extension.load builds and loads in one go.
     cpp_extension.load(
         name=_EXT_NAME,
-        sources=[str(p) for p in _sources(root)],
-        extra_cflags=_CFLAGS,
+        sources=[str(p) for p in _sources(root, with_cuda)],
+        extra_cflags=_CFLAGS + (["-DRASTLIT_WITH_CUDA"] if with_cuda else []),
+        extra_cuda_cflags=_CUDA_CFLAGS,
+        with_cuda=with_cuda,
         extra_ldflags=_LDFLAGS,
         extra_include_paths=[str(root)],
         build_directory=str(bdir),

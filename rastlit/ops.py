@@ -44,15 +44,16 @@ def _resolution(resolution) -> tuple[int, int]:
     return h, w
 
 
-def _check_device_supported(t: torch.Tensor, name: str) -> None:
-    if isinstance(t, torch.Tensor) and t.device.type not in ("cpu", "meta"):
-        if not torch._C._dispatch_has_kernel_for_dispatch_key(
-            "rastlit::rasterize_fwd", t.device.type.upper()
-        ):
-            raise RuntimeError(
-                f"{name} is on {t.device}, but this rastlit build has no {t.device.type.upper()} kernels "
-                "(built without CUDA: needs a CUDA build of torch and nvcc); move the tensors to the CPU"
-            )
+def _check_device_supported(device: torch.device, name: str) -> None:
+    """A clear message for tensors on a device this build has no kernels for (the dispatcher's
+    own error names no cause)."""
+    if device.type in ("cpu", "meta"):
+        return
+    if not torch._C._dispatch_has_kernel_for_dispatch_key("rastlit::rasterize_fwd", device.type.upper()):
+        raise RuntimeError(
+            f"{name} is on {device}, but this rastlit build has no {device.type.upper()} kernels "
+            "(CUDA kernels are built when torch has CUDA and nvcc is found); move the tensors to the CPU"
+        )
 
 
 def rasterize(
@@ -85,7 +86,8 @@ def rasterize(
     carry none.
     """
     h, w = _resolution(resolution)
-    _check_device_supported(pos, "pos")
+    if isinstance(pos, torch.Tensor):
+        _check_device_supported(pos.device, "pos")
     return _ops.rasterize_fwd(pos, tri, h, w, ranges, bool(grad_db))
 
 
@@ -118,7 +120,8 @@ def interpolate(
         diff = list(range(attr.shape[-1]))
     else:
         diff = [int(i) for i in diff_attrs]
-    _check_device_supported(attr, "attr")
+    if isinstance(attr, torch.Tensor):
+        _check_device_supported(attr.device, "attr")
     return _ops.interpolate_fwd(attr, rast, tri, rast_db, diff)
 
 

@@ -72,4 +72,10 @@ int interpolate_fwd_cpu(const InterpolateFwdParams<T>& p);
 template <typename T>
 int interpolate_bwd_cpu(const InterpolateBwdParams<T>& p);
 
+struct CudaWorkspace;  // cuda_common.cuh
+template <typename T>
+int interpolate_fwd_cuda(const InterpolateFwdParams<T>& p, const CudaWorkspace& ws);
+template <typename T>
+int interpolate_bwd_cuda(const InterpolateBwdParams<T>& p, const CudaWorkspace& ws);
+
 }  // namespace rastlit

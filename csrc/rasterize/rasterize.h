@@ -87,6 +87,15 @@ RL_HD int coverage_fast(const TriangleSetup<T>& s, const EdgeRow<T>& row, T px) 
   return -1;
 }
 
+// Coverage of one pixel centre, exact: the fast test, then the exact one where it is undecided.
+template <typename T>
+RL_HD bool covers(const TriangleSetup<T>& s, const TriangleVertices<T>& v, T px, T py) {
+  EdgeRow<T> row;
+  edge_row(s, py, &row);
+  const int cov = coverage_fast(s, row, px);
+  return cov < 0 ? coverage_exact(s, v, px, py) : cov == 1;
+}
+
 // Exact coverage with the tie rule: the sign of each e_i is det[a_j; a_k; p] (times sign(det)),
 // recomputed from the vertices with expansion arithmetic when the rounded value is inconclusive.
 template <typename T>
@@ -385,5 +394,11 @@ template <typename T>
 int rasterize_fwd_cpu(const RasterizeFwdParams<T>& p);
 template <typename T>
 int rasterize_bwd_cpu(const RasterizeBwdParams<T>& p);
+
+struct CudaWorkspace;  // cuda_common.cuh
+template <typename T>
+int rasterize_fwd_cuda(const RasterizeFwdParams<T>& p, const CudaWorkspace& ws);
+template <typename T>
+int rasterize_bwd_cuda(const RasterizeBwdParams<T>& p, const CudaWorkspace& ws);
 
 }  // namespace rastlit

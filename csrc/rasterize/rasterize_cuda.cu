@@ -1,0 +1,324 @@
+// Rasterize on CUDA, all views in one pass, sort-based binning:
+//   1. setup: one thread per (view, triangle) slot -> TriangleSetup and its count of 16x16 tiles
+//   2. exclusive scan of the counts, then each slot emits (view * tiles + tile, slot) pairs
+//   3. stable radix sort by key: each tile's bin lists its triangles in ascending index order
+//   4. one 16x16 thread block per (view, tile): every thread z-buffers its pixel over the bin,
+//      reading triangle setups through shared memory, then writes barycentrics for the winner.
+// The winner is the nearest z/w, exact ties to the lower id, so the result does not depend on
+// scheduling; coverage uses the same exact predicates (rasterize.h) as the CPU path.
+#include <cub/cub.cuh>
+
+#include "../cuda_common.cuh"
+#include "../vertex_scatter_cuda.cuh"
+#include "rasterize.h"
+
+namespace rastlit {
+namespace {
+
+constexpr int kTS = kRasterTileSize;
+constexpr int kChunk = 64;  // triangle setups staged in shared memory at a time
+
+struct SlotMap {
+  const int64_t* view_offset;  // [B+1] first slot of each view (range mode), or null
+  const int64_t* view_start;   // [B] first global triangle of each view (range mode)
+  int64_t num_views, tris_per_view;  // instanced mode: slot = view * T + t
+};
+
+__device__ inline void slot_to_view(const SlotMap& m, int64_t slot, int64_t* view, int64_t* tri) {
+  if (!m.view_offset) {
+    *view = slot / m.tris_per_view;
+    *tri = slot % m.tris_per_view;
+    return;
+  }
+  int64_t lo = 0, hi = m.num_views - 1;  // last view whose offset <= slot
+  while (lo < hi) {
+    const int64_t mid = (lo + hi + 1) / 2;
+    if (m.view_offset[mid] <= slot) lo = mid; else hi = mid - 1;
+  }
+  *view = lo;
+  *tri = m.view_start[lo] + (slot - m.view_offset[lo]);
+}
+
+template <typename T>
+__device__ const T* view_pos(const T* pos, bool range_mode, int64_t view, int64_t num_vertices) {
+  return range_mode ? pos : pos + view * num_vertices * 4;
+}
+
+template <typename T>
+__global__ void setup_kernel(RasterizeFwdParams<T> p, SlotMap m, int64_t num_slots, int tiles_x,
+                             TriangleSetup<T>* setups, int64_t* tile_counts) {
+  const int64_t slot = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (slot >= num_slots) return;
+  int64_t view, t;
+  slot_to_view(m, slot, &view, &t);
+  const T* pos = view_pos(p.pos, p.ranges != nullptr, view, p.num_vertices);
+  const int32_t* ti = p.tri + 3 * t;
+  TriangleSetup<T> s;
+  const bool ok = setup_triangle(pos + 4 * int64_t(ti[0]), pos + 4 * int64_t(ti[1]), pos + 4 * int64_t(ti[2]),
+                                 p.height, p.width, &s);
+  if (!ok) s.x0 = 1, s.x1 = 0;  // empty box marks an invalid slot
+  setups[slot] = s;
+  tile_counts[slot] = ok ? int64_t(s.y1 / kTS - s.y0 / kTS + 1) * (s.x1 / kTS - s.x0 / kTS + 1) : 0;
+  (void)tiles_x;
+}
+
+template <typename T>
+__global__ void emit_kernel(const TriangleSetup<T>* setups, const int64_t* offsets, SlotMap m, int64_t num_slots,
+                            int tiles_x, int64_t num_tiles, uint64_t* keys, int32_t* slots) {
+  const int64_t slot = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (slot >= num_slots) return;
+  const TriangleSetup<T> s = setups[slot];
+  if (s.x0 > s.x1) return;
+  int64_t view, t;
+  slot_to_view(m, slot, &view, &t);
+  int64_t o = offsets[slot];
+  for (int ty = s.y0 / kTS; ty <= s.y1 / kTS; ++ty)
+    for (int tx = s.x0 / kTS; tx <= s.x1 / kTS; ++tx, ++o) {
+      keys[o] = uint64_t(view * num_tiles + int64_t(ty) * tiles_x + tx);
+      slots[o] = int32_t(slot);
+    }
+}
+
+__global__ void bin_ranges_kernel(const uint64_t* keys, int64_t n, int32_t* begin, int32_t* end) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const uint64_t k = keys[i];
+  if (i == 0 || keys[i - 1] != k) begin[k] = int32_t(i);
+  if (i == n - 1 || keys[i + 1] != k) end[k] = int32_t(i + 1);
+}
+
+template <typename T>
+__global__ void raster_kernel(RasterizeFwdParams<T> p, SlotMap m, const TriangleSetup<T>* setups,
+                              const int32_t* bin_slots, const int32_t* bin_begin, const int32_t* bin_end,
+                              int tiles_x, int64_t num_tiles) {
+  __shared__ TriangleSetup<T> s_setup[kChunk];
+  __shared__ int64_t s_tri[kChunk];
+  const int64_t key = blockIdx.x;
+  const int64_t view = key / num_tiles, tile = key % num_tiles;
+  const int x = int(tile % tiles_x) * kTS + int(threadIdx.x % kTS);
+  const int y = int(tile / tiles_x) * kTS + int(threadIdx.x / kTS);
+  const bool inside = x < p.width && y < p.height;
+  const T px = pixel_center_ndc<T>(x, p.width), py = pixel_center_ndc<T>(y, p.height);
+  const T* pos = view_pos(p.pos, p.ranges != nullptr, view, p.num_vertices);
+  T best_z = T(0);
+  int64_t best_t = -1;
+  const int32_t b0 = bin_begin[key], b1 = bin_end[key];
+  for (int32_t base = b0; base < b1; base += kChunk) {
+    const int n = min(kChunk, int(b1 - base));
+    __syncthreads();
+    if (int(threadIdx.x) < n) {
+      const int64_t slot = bin_slots[base + threadIdx.x];
+      int64_t v, t;
+      slot_to_view(m, slot, &v, &t);
+      s_setup[threadIdx.x] = setups[slot];
+      s_tri[threadIdx.x] = t;
+    }
+    __syncthreads();
+    if (!inside) continue;
+    for (int j = 0; j < n; ++j) {
+      const TriangleSetup<T>& s = s_setup[j];
+      if (x < s.x0 || x > s.x1 || y < s.y0 || y > s.y1) continue;
+      const int64_t t = s_tri[j];
+      if (!covers(s, TriangleVertices<T>{pos, p.tri + 3 * t}, px, py)) continue;
+      const T z = edge_eval(s.zplane, px, py);
+      if (!depth_in_range(z)) continue;
+      if (best_t < 0 || z < best_z || (z == best_z && t < best_t)) {
+        best_z = z;
+        best_t = t;
+      }
+    }
+  }
+  if (!inside) return;
+  const int64_t o = ((view * p.height + y) * int64_t(p.width) + x) * 4;
+  T* r = p.rast + o;
+  T* d = p.rast_db + o;
+  if (best_t < 0) {
+    r[0] = r[1] = r[2] = r[3] = T(0);
+    d[0] = d[1] = d[2] = d[3] = T(0);
+    return;
+  }
+  const int32_t* ti = p.tri + 3 * best_t;
+  const Vec3<T> a[3] = {clip_xyw(pos + 4 * int64_t(ti[0])), clip_xyw(pos + 4 * int64_t(ti[1])),
+                        clip_xyw(pos + 4 * int64_t(ti[2]))};
+  barycentrics_at(a, px, py, T(2) / T(p.width), T(2) / T(p.height), r, d);
+  r[2] = best_z;
+  r[3] = T(best_t + 1);
+}
+
+template <typename T>
+__global__ void backward_pixel_kernel(RasterizeBwdParams<T> p, int64_t total_pix, T* gbuf) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= total_pix) return;
+  const T idf = p.rast[4 * i + 3];
+  if (!(idf >= T(1) && idf < T(p.num_triangles) + T(1))) return;  // background (ids checked before)
+  const int64_t t = int64_t(idf) - 1;
+  const int64_t npix = int64_t(p.height) * p.width;
+  const int64_t view = i / npix, pix = i % npix;
+  const T* pos = view_pos(p.pos, p.ranges != nullptr, view, p.num_vertices);
+  const int32_t* ti = p.tri + 3 * t;
+  const Vec3<T> a[3] = {clip_xyw(pos + 4 * int64_t(ti[0])), clip_xyw(pos + 4 * int64_t(ti[1])),
+                        clip_xyw(pos + 4 * int64_t(ti[2]))};
+  const T g_uv[2] = {p.grad_rast[4 * i], p.grad_rast[4 * i + 1]};
+  Vec3<T> ga[3];
+  barycentrics_backward(a, pixel_center_ndc<T>(int(pix % p.width), p.width),
+                        pixel_center_ndc<T>(int(pix / p.width), p.height), T(2) / T(p.width), T(2) / T(p.height),
+                        g_uv, p.grad_rast_db ? p.grad_rast_db + 4 * i : nullptr, ga);
+  if (gbuf) {  // deterministic mode: keep per-pixel values, summed per vertex in pixel order later
+    for (int k = 0; k < 3; ++k) {
+      gbuf[9 * i + 3 * k] = ga[k].x;
+      gbuf[9 * i + 3 * k + 1] = ga[k].y;
+      gbuf[9 * i + 3 * k + 2] = ga[k].z;
+    }
+    return;
+  }
+  T* grad = p.ranges ? p.grad_pos : p.grad_pos + view * p.num_vertices * 4;
+  for (int k = 0; k < 3; ++k) {
+    T* g = grad + 4 * int64_t(ti[k]);
+    atomicAdd(g + 0, ga[k].x);
+    atomicAdd(g + 1, ga[k].y);
+    atomicAdd(g + 3, ga[k].z);
+  }
+}
+
+template <typename T>
+__global__ void backward_gather_kernel(VertexIncidence inc, const T* gbuf, T* grad_pos) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= inc.count || !incidence_head(inc, i)) return;
+  const uint64_t key = inc.keys[i];
+  T gx = 0, gy = 0, gw = 0;
+  for (int64_t j = i; j < inc.count && inc.keys[j] == key; ++j) {
+    const T* g = gbuf + 3 * inc.items[j];  // items = pixel * 3 + corner
+    gx += g[0];
+    gy += g[1];
+    gw += g[2];
+  }
+  T* out = grad_pos + 4 * int64_t(key);  // key = view * V + v (instanced) or v (range mode)
+  out[0] = gx;
+  out[1] = gy;
+  out[3] = gw;
+}
+
+SlotMap make_slot_map(const int32_t* ranges_host, int64_t num_views, int64_t num_triangles, const CudaWorkspace& ws,
+                      int64_t* num_slots, int* status) {
+  SlotMap m{nullptr, nullptr, num_views, num_triangles};
+  *status = 0;
+  if (!ranges_host) {
+    *num_slots = num_views * num_triangles;
+    return m;
+  }
+  // Range mode: ranges live on the host (as in nvdiffrast); lay the slots out view by view.
+  int64_t* host = new int64_t[2 * num_views + 1];
+  host[0] = 0;
+  for (int64_t b = 0; b < num_views; ++b) {
+    host[b + 1] = host[b] + ranges_host[2 * b + 1];
+    host[num_views + 1 + b] = ranges_host[2 * b];
+  }
+  *num_slots = host[num_views];
+  int64_t* dev = ws.get<int64_t>(size_t(2 * num_views + 1));
+  if (cudaMemcpyAsync(dev, host, sizeof(int64_t) * size_t(2 * num_views + 1), cudaMemcpyHostToDevice, ws.stream) !=
+          cudaSuccess ||
+      cudaStreamSynchronize(ws.stream) != cudaSuccess)
+    *status = kCudaError;
+  delete[] host;
+  m.view_offset = dev;
+  m.view_start = dev + num_views + 1;
+  return m;
+}
+
+}  // namespace
+
+// p.ranges, when set, points to HOST memory here (the binding passes the CPU tensor).
+template <typename T>
+int rasterize_fwd_cuda(const RasterizeFwdParams<T>& p_in, const CudaWorkspace& ws) {
+  RasterizeFwdParams<T> p = p_in;
+  int status = 0;
+  int64_t num_slots = 0;
+  const SlotMap m = make_slot_map(p.ranges, p.num_views, p.num_triangles, ws, &num_slots, &status);
+  if (status) return status;
+  if (p.ranges) p.ranges = reinterpret_cast<const int32_t*>(m.view_offset);  // only tested for null on device
+  const int tiles_x = int(div_up(p.width, kTS)), tiles_y = int(div_up(p.height, kTS));
+  const int64_t num_tiles = int64_t(tiles_x) * tiles_y;
+  const int64_t num_keys = p.num_views * num_tiles;
+  if (num_slots > kMaxBinEntries) return kTooManyBinned;
+  if (num_keys == 0) return 0;
+
+  TriangleSetup<T>* setups = ws.get<TriangleSetup<T>>(size_t(num_slots) + 1);
+  int64_t* counts = ws.get<int64_t>(size_t(num_slots) + 1);
+  int64_t* offsets = ws.get<int64_t>(size_t(num_slots) + 1);
+  RL_CUDA_TRY(cudaMemsetAsync(counts, 0, sizeof(int64_t) * size_t(num_slots + 1), ws.stream));
+  if (num_slots > 0) {
+    setup_kernel<T><<<unsigned(div_up(num_slots, 128)), 128, 0, ws.stream>>>(p, m, num_slots, tiles_x, setups, counts);
+    RL_CUDA_TRY(cudaGetLastError());
+  }
+  size_t temp_bytes = 0;
+  RL_CUDA_TRY(cub::DeviceScan::ExclusiveSum(nullptr, temp_bytes, counts, offsets, num_slots + 1, ws.stream));
+  void* temp = ws.alloc(ws.ctx, temp_bytes);
+  RL_CUDA_TRY(cub::DeviceScan::ExclusiveSum(temp, temp_bytes, counts, offsets, num_slots + 1, ws.stream));
+  int64_t total = 0;
+  RL_CUDA_TRY(cudaMemcpyAsync(&total, offsets + num_slots, sizeof(int64_t), cudaMemcpyDeviceToHost, ws.stream));
+  RL_CUDA_TRY(cudaStreamSynchronize(ws.stream));
+  if (total > kMaxBinEntries) return kTooManyBinned;
+
+  uint64_t* keys_in = ws.get<uint64_t>(size_t(total) + 1);
+  uint64_t* keys_out = ws.get<uint64_t>(size_t(total) + 1);
+  int32_t* slots_in = ws.get<int32_t>(size_t(total) + 1);
+  int32_t* slots_out = ws.get<int32_t>(size_t(total) + 1);
+  int32_t* bin_begin = ws.get<int32_t>(size_t(num_keys));
+  int32_t* bin_end = ws.get<int32_t>(size_t(num_keys));
+  RL_CUDA_TRY(cudaMemsetAsync(bin_begin, 0, sizeof(int32_t) * size_t(num_keys), ws.stream));
+  RL_CUDA_TRY(cudaMemsetAsync(bin_end, 0, sizeof(int32_t) * size_t(num_keys), ws.stream));
+  if (total > 0) {
+    emit_kernel<T><<<unsigned(div_up(num_slots, 128)), 128, 0, ws.stream>>>(setups, offsets, m, num_slots, tiles_x,
+                                                                             num_tiles, keys_in, slots_in);
+    RL_CUDA_TRY(cudaGetLastError());
+    int end_bit = 1;
+    while (end_bit < 64 && (uint64_t(1) << end_bit) < uint64_t(num_keys)) ++end_bit;
+    temp_bytes = 0;
+    RL_CUDA_TRY(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, keys_in, keys_out, slots_in, slots_out, total, 0,
+                                                end_bit, ws.stream));
+    temp = ws.alloc(ws.ctx, temp_bytes);
+    RL_CUDA_TRY(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, keys_in, keys_out, slots_in, slots_out, total, 0,
+                                                end_bit, ws.stream));
+    bin_ranges_kernel<<<unsigned(div_up(total, 256)), 256, 0, ws.stream>>>(keys_out, total, bin_begin, bin_end);
+    RL_CUDA_TRY(cudaGetLastError());
+  }
+  if (num_keys > 2147483647) return kTooManyBinned;
+  raster_kernel<T><<<unsigned(num_keys), kTS * kTS, 0, ws.stream>>>(p, m, setups, slots_out, bin_begin, bin_end,
+                                                                    tiles_x, num_tiles);
+  RL_CUDA_TRY(cudaGetLastError());
+  return 0;
+}
+
+// Backward: per-pixel gradients with respect to the nine (x, y, w) of the pixel's triangle, added
+// to grad_pos with atomics, or (ws.deterministic) gathered per vertex in pixel order.
+template <typename T>
+int rasterize_bwd_cuda(const RasterizeBwdParams<T>& p, const CudaWorkspace& ws) {
+  const int64_t npix = int64_t(p.height) * p.width;
+  const int64_t total_pix = p.num_views * npix;
+  if (total_pix == 0) return 0;
+  const unsigned blocks = unsigned(div_up(total_pix, 256));
+  if (!ws.deterministic) {
+    backward_pixel_kernel<T><<<blocks, 256, 0, ws.stream>>>(p, total_pix, nullptr);
+    RL_CUDA_TRY(cudaGetLastError());
+    return 0;
+  }
+  T* gbuf = ws.get<T>(size_t(total_pix) * 9);
+  backward_pixel_kernel<T><<<blocks, 256, 0, ws.stream>>>(p, total_pix, gbuf);
+  RL_CUDA_TRY(cudaGetLastError());
+  VertexIncidence inc;
+  const int st = build_vertex_incidence(p.rast, p.tri, p.num_triangles, npix, total_pix,
+                                        p.ranges ? 0 : p.num_vertices, ws, &inc);
+  if (st) return st;
+  if (inc.count > 0) {
+    backward_gather_kernel<T><<<unsigned(div_up(inc.count, 256)), 256, 0, ws.stream>>>(inc, gbuf, p.grad_pos);
+    RL_CUDA_TRY(cudaGetLastError());
+  }
+  return 0;
+}
+
+template int rasterize_fwd_cuda<float>(const RasterizeFwdParams<float>&, const CudaWorkspace&);
+template int rasterize_fwd_cuda<double>(const RasterizeFwdParams<double>&, const CudaWorkspace&);
+template int rasterize_bwd_cuda<float>(const RasterizeBwdParams<float>&, const CudaWorkspace&);
+template int rasterize_bwd_cuda<double>(const RasterizeBwdParams<double>&, const CudaWorkspace&);
+
+}  // namespace rastlit
