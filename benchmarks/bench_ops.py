@@ -411,7 +411,7 @@ def make_scene(verts: np.ndarray, faces: np.ndarray, batch: int, res: int, devic
     return Scene(pos, tri, colours.contiguous(), weight)
 
 
-def make_fns(scene: Scene, res: int, impl: str, mode: str) -> Callable[[], object]:
+def make_pass(scene: Scene, res: int, impl: str, mode: str) -> Callable[[], object]:
     """A zero-argument callable running one pass of ``impl`` ('rastlit' or 'torch')."""
     import rastlit
 
@@ -645,7 +645,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         budget, max_reps = 0.5, 5
     else:
         sizes, resolutions, batches = list(SIZES), [256, 512, 1024], [1, 8]
-        budget, max_reps = 2.0, 10
+        budget, max_reps = 4.0, 10
     sizes = args.sizes or sizes
     resolutions = args.res or resolutions
     batches = args.batch or batches
@@ -686,10 +686,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             for batch in batches:
                 scene = make_scene(verts, faces, batch, res, device)
                 for mode in modes:
-                    ours = time_call(make_fns(scene, res, "rastlit", mode), device, budget, max_reps)
+                    ours = time_call(make_pass(scene, res, "rastlit", mode), device, budget, max_reps)
                     base = None
                     if baseline_allowed(args.baseline, len(faces), res, batch):
-                        base = time_call(make_fns(scene, res, "torch", mode), device, budget, max_reps)
+                        base = time_call(make_pass(scene, res, "torch", mode), device, budget, max_reps)
                     row = Row(label, len(faces), res, batch, mode, ours, base)
                     rows.append(row)
                     msg = (f"  {label:>4} {res:>4}px B={batch} {mode:<7} rastlit {ours.median_ms:9.2f} ms "
