@@ -159,14 +159,21 @@ def _rasterize_setup(ctx, inputs, output):
     pos, tri, _h, _w, ranges, grad_db = inputs
     rast, _rast_db = output
     ctx.grad_db = grad_db
+    # Unused outputs (often rast_db) arrive as None instead of zero tensors: the backward then
+    # skips their work.
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(pos, tri, rast, ranges)
 
 
 def _rasterize_backward(ctx, grad_rast, grad_rast_db):
     pos, tri, rast, ranges = ctx.saved_tensors
-    grad_pos = None
-    if ctx.needs_input_grad[0]:
-        grad_pos = _ops.rasterize_bwd(pos, tri, rast, ranges, grad_rast, grad_rast_db if ctx.grad_db else None)
+    if not ctx.grad_db:
+        grad_rast_db = None
+    if not ctx.needs_input_grad[0] or (grad_rast is None and grad_rast_db is None):
+        return None, None, None, None, None, None
+    if grad_rast is None:
+        grad_rast = torch.zeros_like(rast)
+    grad_pos = _ops.rasterize_bwd(pos, tri, rast, ranges, grad_rast, grad_rast_db)
     return grad_pos, None, None, None, None, None
 
 
@@ -177,11 +184,16 @@ def _interpolate_setup(ctx, inputs, output):
     attr, rast, tri, rast_db, diff_attrs = inputs
     ctx.diff_attrs = list(diff_attrs)
     ctx.has_db = rast_db is not None
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(attr, rast, tri, rast_db)
 
 
 def _interpolate_backward(ctx, grad_out, grad_out_da):
     attr, rast, tri, rast_db = ctx.saved_tensors
+    if grad_out is None and grad_out_da is None:
+        return None, None, None, None, None
+    if grad_out is None:
+        grad_out = attr.new_zeros(rast.shape[:3] + attr.shape[-1:])
     grad_attr, grad_rast, grad_rast_db = _ops.interpolate_bwd(
         attr, rast, tri, rast_db, ctx.diff_attrs, grad_out, grad_out_da if ctx.diff_attrs else None
     )

@@ -26,13 +26,16 @@ constexpr int kRasterTileSize = 16;          // pixels per side of a binning til
 constexpr int kMaxResolution = 16384;        // per side; checked by the binding
 constexpr int64_t kMaxTriangles = 16777215;  // 2^24 - 1: id + 1 must be exact in float32
 
+// Edge functions are evaluated in double whatever T is: for float32 input the products in the
+// cross products are then exact and the rounding error bound is ~1e-15 of the magnitudes, so the
+// exact fallback is only taken for pixel centres (almost) exactly on an edge.
 template <typename T>
 struct TriangleSetup {
-  Vec3<T> c[3];    // edge vectors times sign(det): the triangle covers p where all c[i] . p >= 0
-  Vec3<T> m[3];    // rounding error bound of c[i] . p is m[i] . |p| (magnitudes times a safe factor)
-  Vec3<T> zplane;  // z/w at p = dot(zplane, p)
-  int sign;        // sign(det)
-  int tie_pass;    // bit i: edge i keeps pixel centres lying exactly on it (tie rule)
+  Vec3<double> c[3];  // edge vectors times sign(det): the triangle covers p where all c[i] . p >= 0
+  double bound[3];    // |rounded - exact| of c[i] . p for any pixel centre (|X|, |Y| < 1)
+  Vec3<T> zplane;     // z/w at p = dot(zplane, p)
+  int sign;           // sign(det)
+  int tie_pass;       // bit i: edge i keeps pixel centres lying exactly on it (tie rule)
   int x0, y0, x1, y1;  // inclusive pixel bounding box, clamped to the image
 };
 
@@ -56,21 +59,16 @@ struct TriangleVertices {
 };
 
 // Per-row part of the edge and depth functions at pixel-centre height py, so the per-pixel
-// work is one multiply-add per edge and per bound.
+// work is one multiply-add per edge.
 template <typename T>
 struct EdgeRow {
-  T r[3];   // c[i].y * py + c[i].z
-  T rb[3];  // m[i].y * |py| + m[i].z
-  T zr;     // zplane.y * py + zplane.z
+  double r[3];  // c[i].y * py + c[i].z
+  T zr;         // zplane.y * py + zplane.z
 };
 
 template <typename T>
 RL_HD void edge_row(const TriangleSetup<T>& s, T py, EdgeRow<T>* row) {
-  const T apy = std::fabs(py);
-  for (int i = 0; i < 3; ++i) {
-    row->r[i] = s.c[i].y * py + s.c[i].z;
-    row->rb[i] = s.m[i].y * apy + s.m[i].z;
-  }
+  for (int i = 0; i < 3; ++i) row->r[i] = s.c[i].y * double(py) + s.c[i].z;
   row->zr = s.zplane.y * py + s.zplane.z;
 }
 
@@ -78,13 +76,31 @@ RL_HD void edge_row(const TriangleSetup<T>& s, T py, EdgeRow<T>* row) {
 // undecided (a pixel centre on or within rounding distance of an edge: use coverage_exact).
 template <typename T>
 RL_HD int coverage_fast(const TriangleSetup<T>& s, const EdgeRow<T>& row, T px) {
-  const T apx = std::fabs(px);
-  const T e0 = s.c[0].x * px + row.r[0], b0 = s.m[0].x * apx + row.rb[0];
-  const T e1 = s.c[1].x * px + row.r[1], b1 = s.m[1].x * apx + row.rb[1];
-  const T e2 = s.c[2].x * px + row.r[2], b2 = s.m[2].x * apx + row.rb[2];
-  if (e0 > b0 && e1 > b1 && e2 > b2) return 1;
-  if (e0 < -b0 || e1 < -b1 || e2 < -b2) return 0;
+  const double x = double(px);
+  const double e0 = s.c[0].x * x + row.r[0], e1 = s.c[1].x * x + row.r[1], e2 = s.c[2].x * x + row.r[2];
+  if (e0 > s.bound[0] && e1 > s.bound[1] && e2 > s.bound[2]) return 1;
+  if (e0 < -s.bound[0] || e1 < -s.bound[1] || e2 < -s.bound[2]) return 0;
   return -1;
+}
+
+// Exact coverage with the tie rule: the sign of each e_i is det[a_j; a_k; p] (times sign(det)),
+// recomputed from the vertices with expansion arithmetic when the rounded value is inconclusive.
+template <typename T>
+RL_HD bool coverage_exact(const TriangleSetup<T>& s, const TriangleVertices<T>& v, T px, T py) {
+  const Vec3<T> p = make_vec3<T>(px, py, T(1));
+  for (int i = 0; i < 3; ++i) {
+    const double e = edge_eval(s.c[i], double(px), double(py));
+    int sg;
+    if (e > s.bound[i]) {
+      sg = 1;
+    } else if (e < -s.bound[i]) {
+      sg = -1;
+    } else {
+      sg = s.sign * orient_sign_exact(v[(i + 1) % 3], v[(i + 2) % 3], p);
+    }
+    if (sg < 0 || (sg == 0 && !((s.tie_pass >> i) & 1))) return false;
+  }
+  return true;
 }
 
 // Coverage of one pixel centre, exact: the fast test, then the exact one where it is undecided.
@@ -96,61 +112,30 @@ RL_HD bool covers(const TriangleSetup<T>& s, const TriangleVertices<T>& v, T px,
   return cov < 0 ? coverage_exact(s, v, px, py) : cov == 1;
 }
 
-// Exact coverage with the tie rule: the sign of each e_i is det[a_j; a_k; p] (times sign(det)),
-// recomputed from the vertices with expansion arithmetic when the rounded value is inconclusive.
-template <typename T>
-RL_HD bool coverage_exact(const TriangleSetup<T>& s, const TriangleVertices<T>& v, T px, T py) {
-  const Vec3<T> p = make_vec3<T>(px, py, T(1));
-  for (int i = 0; i < 3; ++i) {
-    const T e = edge_eval(s.c[i], px, py);
-    const T bound = s.m[i].x * std::fabs(px) + s.m[i].y * std::fabs(py) + s.m[i].z;
-    int sg;
-    if (e > bound) {
-      sg = 1;
-    } else if (e < -bound) {
-      sg = -1;
-    } else {
-      sg = s.sign * orient_sign_exact(v[(i + 1) % 3], v[(i + 2) % 3], p);
-    }
-    if (sg < 0 || (sg == 0 && !((s.tie_pass >> i) & 1))) return false;
-  }
-  return true;
-}
-
 // Depth test against the near and far planes (inclusive); also rejects NaN.
 template <typename T>
 RL_HD bool depth_in_range(T z) {
   return z >= T(-1) && z <= T(1);
 }
 
-// z/w as an affine function of p. With every w > 0 it interpolates the vertices' own z/w with
-// screen-space weights lambda_i = e_i w_i / det, written as d2 + lambda0 (d0 - d2) +
-// lambda1 (d1 - d2): a triangle of constant z/w gets exactly that value at every pixel, so exact
-// depth ties (coplanar duplicates, geometry on the near plane) stay exact. Otherwise (some
-// w <= 0) z/w = (sum_i z_i e_i) / det.
+// z/w as an affine function of p, from the raw (unsigned) edge vectors c and det. With every
+// w > 0 it interpolates the vertices' own z/w with screen-space weights lambda_i = e_i w_i / det,
+// written as d2 + lambda0 (d0 - d2) + lambda1 (d1 - d2): a triangle of constant z/w gets exactly
+// that value at every pixel, so exact depth ties (coplanar duplicates, geometry on the near
+// plane) stay exact. Otherwise (some w <= 0) z/w = (sum_i z_i e_i) / det.
 template <typename T>
-RL_HD Vec3<T> depth_plane(const T* v0, const T* v1, const T* v2, double det) {
-  if (!(det != 0.0)) return make_vec3<T>(T(0), T(0), T(2));  // never passes the depth range test
-  const double a[3][3] = {{double(v0[0]), double(v0[1]), double(v0[3])},
-                          {double(v1[0]), double(v1[1]), double(v1[3])},
-                          {double(v2[0]), double(v2[1]), double(v2[3])}};
-  double c[3][3];
-  for (int i = 0; i < 3; ++i) {
-    const double* p = a[(i + 1) % 3];
-    const double* q = a[(i + 2) % 3];
-    c[i][0] = p[1] * q[2] - p[2] * q[1];
-    c[i][1] = p[2] * q[0] - p[0] * q[2];
-    c[i][2] = p[0] * q[1] - p[1] * q[0];
-  }
-  const double z[3] = {double(v0[2]), double(v1[2]), double(v2[2])};
+RL_HD Vec3<T> depth_plane(const Vec3<double> a[3], const double z[3], const Vec3<double> c[3], double det) {
   double plane[3];
-  if (a[0][2] > 0 && a[1][2] > 0 && a[2][2] > 0) {
-    const double d[3] = {z[0] / a[0][2], z[1] / a[1][2], z[2] / a[2][2]};
-    const double k0 = (d[0] - d[2]) * a[0][2] / det, k1 = (d[1] - d[2]) * a[1][2] / det;
-    for (int j = 0; j < 3; ++j) plane[j] = k0 * c[0][j] + k1 * c[1][j];
-    plane[2] += d[2];
+  if (a[0].z > 0 && a[1].z > 0 && a[2].z > 0) {
+    const double d0 = z[0] / a[0].z, d1 = z[1] / a[1].z, d2 = z[2] / a[2].z;
+    const double k0 = (d0 - d2) * a[0].z / det, k1 = (d1 - d2) * a[1].z / det;
+    plane[0] = k0 * c[0].x + k1 * c[1].x;
+    plane[1] = k0 * c[0].y + k1 * c[1].y;
+    plane[2] = k0 * c[0].z + k1 * c[1].z + d2;
   } else {
-    for (int j = 0; j < 3; ++j) plane[j] = (z[0] * c[0][j] + z[1] * c[1][j] + z[2] * c[2][j]) / det;
+    plane[0] = (z[0] * c[0].x + z[1] * c[1].x + z[2] * c[2].x) / det;
+    plane[1] = (z[0] * c[0].y + z[1] * c[1].y + z[2] * c[2].y) / det;
+    plane[2] = (z[0] * c[0].z + z[1] * c[1].z + z[2] * c[2].z) / det;
   }
   return make_vec3<T>(T(plane[0]), T(plane[1]), T(plane[2]));
 }
@@ -176,80 +161,111 @@ RL_HD int clip_polygon_plane(const double (*in)[4], int n, double (*out)[4], dou
   return m;
 }
 
+// Sign of p * q - r * s for edge-vector components: exact for float input (the products are
+// exact in double and a rounded difference keeps its sign); filtered, then exact, for double.
+RL_HD int product_difference_sign(double p, double q, double r, double s, bool inputs_are_float) {
+  const double a = p * q, b = r * s, d = a - b;
+  if (inputs_are_float) return d > 0 ? 1 : (d < 0 ? -1 : 0);
+  const double bnd = 4.0 * 1.1102230246251565e-16 * (fabs(a) + fabs(b));
+  if (d > bnd) return 1;
+  if (d < -bnd) return -1;
+  double t[4];
+  two_prod(p, q, t[0], t[1]);
+  two_prod(-r, s, t[2], t[3]);
+  return exact_sum_sign(t, 4);
+}
+
 // Per-triangle setup. Returns false when the triangle can cover no pixel: a non-finite vertex,
 // zero area (det == 0), entirely outside the near/far slab, or a bounding box off the image.
 template <typename T>
 RL_HD bool setup_triangle(const T* v0, const T* v1, const T* v2, int height, int width,
                           TriangleSetup<T>* s) {
   if (!all_finite4(v0) || !all_finite4(v1) || !all_finite4(v2)) return false;
-  const Vec3<T> a0 = clip_xyw(v0), a1 = clip_xyw(v1), a2 = clip_xyw(v2);
-  const Vec3<T> a[3] = {a0, a1, a2};
+  const T* v[3] = {v0, v1, v2};
+  Vec3<double> a[3];
+  double z[3];
   for (int i = 0; i < 3; ++i) {
-    const Vec3<T>& p = a[(i + 1) % 3];
-    const Vec3<T>& q = a[(i + 2) % 3];
-    s->c[i] = cross(p, q);
-    s->m[i] = make_vec3<T>(std::fabs(p.y * q.z) + std::fabs(p.z * q.y), std::fabs(p.z * q.x) + std::fabs(p.x * q.z),
-                           std::fabs(p.x * q.y) + std::fabs(p.y * q.x));
+    a[i] = make_vec3<double>(v[i][0], v[i][1], v[i][3]);
+    z[i] = v[i][2];
   }
-  // det = a0 . (a1 x a2), its sign exact: a wrong sign would turn the triangle inside out.
-  const int det_sign = orient_sign(a1, a2, a0);
-  if (det_sign == 0) return false;
+  // Raw edge vectors and, per edge, the rounding error bound of c . p for |X|, |Y| <= 1.
+  const bool exact_products = sizeof(T) == sizeof(float);
+  const double K = 8.0 * 1.1102230246251565e-16;
+  Vec3<double> c[3];
+  for (int i = 0; i < 3; ++i) {
+    const Vec3<double>& p = a[(i + 1) % 3];
+    const Vec3<double>& q = a[(i + 2) % 3];
+    c[i] = cross(p, q);
+    s->bound[i] = K * (fabs(p.y * q.z) + fabs(p.z * q.y) + fabs(p.z * q.x) + fabs(p.x * q.z) + fabs(p.x * q.y) +
+                       fabs(p.y * q.x));
+  }
+  // det = a0 . (a1 x a2) = a0 . c0, its sign exact: a wrong sign would turn the triangle inside out.
+  const double det = dot(a[0], c[0]);
+  const double det_bound = K * (fabs(a[0].x) * (fabs(a[1].y * a[2].z) + fabs(a[1].z * a[2].y)) +
+                                fabs(a[0].y) * (fabs(a[1].z * a[2].x) + fabs(a[1].x * a[2].z)) +
+                                fabs(a[0].z) * (fabs(a[1].x * a[2].y) + fabs(a[1].y * a[2].x)));
+  int det_sign = det > det_bound ? 1 : (det < -det_bound ? -1 : 0);
+  if (det_sign == 0) det_sign = orient_sign_exact(clip_xyw(v1), clip_xyw(v2), clip_xyw(v0));
+  if (det_sign == 0 || !std::isfinite(det)) return false;
   s->sign = det_sign;
-  const T K = orient_error_factor<T>();
-  for (int i = 0; i < 3; ++i) {
-    if (det_sign < 0) s->c[i] = make_vec3<T>(-s->c[i].x, -s->c[i].y, -s->c[i].z);  // exact
-    s->m[i] = make_vec3<T>(K * s->m[i].x, K * s->m[i].y, K * s->m[i].z);
-  }
   // Tie rule for pixel centres exactly on edge i: keep them when the inward normal
   // sign * (c.x, c.y) has n.x > 0, or n.x == 0 and n.y > 0, i.e. when the nudge direction
   // (1, epsilon) points into the triangle. Neighbours see opposite normals, so exactly one
   // keeps the pixel; exact signs make this hold at vertices too.
   s->tie_pass = 0;
   for (int i = 0; i < 3; ++i) {
-    const Vec3<T>& p = a[(i + 1) % 3];
-    const Vec3<T>& q = a[(i + 2) % 3];
-    const int nx = det_sign * diff_prod_sign_exact(p.y, q.z, p.z, q.y);  // c.x = p.y q.w - p.w q.y
-    const int ny = det_sign * diff_prod_sign_exact(p.z, q.x, p.x, q.z);  // c.y = p.w q.x - p.x q.w
+    const Vec3<double>& p = a[(i + 1) % 3];
+    const Vec3<double>& q = a[(i + 2) % 3];
+    // For float input c.x = p.y q.w - p.w q.y is a rounded difference of exact products, so its
+    // sign is exact as computed.
+    const int sx = c[i].x > 0 ? 1 : (c[i].x < 0 ? -1 : 0), sy = c[i].y > 0 ? 1 : (c[i].y < 0 ? -1 : 0);
+    const int nx = det_sign * (exact_products ? sx : product_difference_sign(p.y, q.z, p.z, q.y, false));
+    const int ny = det_sign * (exact_products ? sy : product_difference_sign(p.z, q.x, p.x, q.z, false));
     if (nx > 0 || (nx == 0 && ny > 0)) s->tie_pass |= 1 << i;
+    s->c[i] = det_sign > 0 ? c[i] : make_vec3<double>(-c[i].x, -c[i].y, -c[i].z);
   }
-  const double det_d = double(v0[0]) * (double(v1[1]) * double(v2[3]) - double(v1[3]) * double(v2[1])) +
-                       double(v0[1]) * (double(v1[3]) * double(v2[0]) - double(v1[0]) * double(v2[3])) +
-                       double(v0[3]) * (double(v1[0]) * double(v2[1]) - double(v1[1]) * double(v2[0]));
-  if (!std::isfinite(det_d)) return false;
-  // z/w is a depth attribute only (no coverage decision rests on it but the near/far test),
-  // so its plane may be rounded; a det that rounds to 0 in double leaves it flat.
-  s->zplane = depth_plane(v0, v1, v2, det_d);
+  // z/w is a depth attribute only (no coverage decision rests on it but the near/far test), so
+  // its plane may be rounded; a det that is not exactly zero but rounds to it covers nothing.
+  if (det == 0.0) return false;
+  s->zplane = depth_plane<T>(a, z, c, det);
 
   // Conservative bounding box of the part between the near (z >= -w) and far (z <= w) planes.
   // Triangles entirely inside the slab (the common case) need no clipping.
-  double poly_a[9][4], poly_b[9][4];
-  for (int k = 0; k < 4; ++k) {
-    poly_a[0][k] = double(v0[k]);
-    poly_a[1][k] = double(v1[k]);
-    poly_a[2][k] = double(v2[k]);
-  }
-  int n = 3;
-  bool inside_slab = true;
-  for (int i = 0; i < 3; ++i)
-    inside_slab = inside_slab && poly_a[i][3] > 0 && poly_a[i][2] >= -poly_a[i][3] && poly_a[i][2] <= poly_a[i][3];
-  if (!inside_slab) {
-    n = clip_polygon_plane(poly_a, 3, poly_b, 1.0, 1.0);   // z + w >= 0
-    n = clip_polygon_plane(poly_b, n, poly_a, -1.0, 1.0);  // w - z >= 0
-    if (n == 0) return false;
-  }
   double xmin = 1e300, xmax = -1e300, ymin = 1e300, ymax = -1e300;
   bool unbounded = false;
-  for (int i = 0; i < n; ++i) {
-    const double w = poly_a[i][3];
-    if (!(w > 1e-30)) {
-      unbounded = true;  // touches w == 0: projection is unbounded, use the whole image
-      break;
+  const bool inside_slab = a[0].z > 0 && a[1].z > 0 && a[2].z > 0 && fabs(z[0]) <= a[0].z &&
+                           fabs(z[1]) <= a[1].z && fabs(z[2]) <= a[2].z;
+  if (inside_slab) {
+    for (int i = 0; i < 3; ++i) {
+      const double iw = 1.0 / a[i].z, x = a[i].x * iw, y = a[i].y * iw;
+      xmin = x < xmin ? x : xmin;
+      xmax = x > xmax ? x : xmax;
+      ymin = y < ymin ? y : ymin;
+      ymax = y > ymax ? y : ymax;
     }
-    const double x = poly_a[i][0] / w, y = poly_a[i][1] / w;
-    xmin = x < xmin ? x : xmin;
-    xmax = x > xmax ? x : xmax;
-    ymin = y < ymin ? y : ymin;
-    ymax = y > ymax ? y : ymax;
+  } else {
+    double poly_a[9][4], poly_b[9][4];
+    for (int i = 0; i < 3; ++i) {
+      poly_a[i][0] = a[i].x;
+      poly_a[i][1] = a[i].y;
+      poly_a[i][2] = z[i];
+      poly_a[i][3] = a[i].z;
+    }
+    int n = clip_polygon_plane(poly_a, 3, poly_b, 1.0, 1.0);  // z + w >= 0
+    n = clip_polygon_plane(poly_b, n, poly_a, -1.0, 1.0);     // w - z >= 0
+    if (n == 0) return false;
+    for (int i = 0; i < n; ++i) {
+      const double w = poly_a[i][3];
+      if (!(w > 1e-30)) {
+        unbounded = true;  // touches w == 0: projection is unbounded, use the whole image
+        break;
+      }
+      const double x = poly_a[i][0] / w, y = poly_a[i][1] / w;
+      xmin = x < xmin ? x : xmin;
+      xmax = x > xmax ? x : xmax;
+      ymin = y < ymin ? y : ymin;
+      ymax = y > ymax ? y : ymax;
+    }
   }
   if (unbounded) {
     s->x0 = 0;
@@ -260,19 +276,21 @@ RL_HD bool setup_triangle(const T* v0, const T* v1, const T* v2, int height, int
   }
   // Pixel j has its centre at X = (2j + 1) / W - 1, i.e. j = (X + 1) W / 2 - 1/2. Coverage is
   // exact, so the margin only absorbs the rounding of this double-precision projection.
-  const double extent = std::fmax(std::fmax(-xmin, xmax), std::fmax(-ymin, ymax));
+  double extent = -xmin > xmax ? -xmin : xmax;
+  extent = -ymin > extent ? -ymin : extent;
+  extent = ymax > extent ? ymax : extent;
   const double margin = 1.0 / 256 + 1e-13 * extent * (width > height ? width : height);
   double fx0 = (xmin + 1.0) * 0.5 * width - 0.5 - margin;
   double fx1 = (xmax + 1.0) * 0.5 * width - 0.5 + margin;
   double fy0 = (ymin + 1.0) * 0.5 * height - 0.5 - margin;
   double fy1 = (ymax + 1.0) * 0.5 * height - 0.5 + margin;
   // Clamp in double before converting, so huge coordinates never overflow an int.
-  fx0 = fx0 < -1.0 ? -1.0 : (fx0 > width ? double(width) : fx0);
-  fx1 = fx1 < -1.0 ? -1.0 : (fx1 > width ? double(width) : fx1);
-  fy0 = fy0 < -1.0 ? -1.0 : (fy0 > height ? double(height) : fy0);
-  fy1 = fy1 < -1.0 ? -1.0 : (fy1 > height ? double(height) : fy1);
-  int ix0 = int(std::ceil(fx0)), ix1 = int(std::floor(fx1));
-  int iy0 = int(std::ceil(fy0)), iy1 = int(std::floor(fy1));
+  fx0 = fmin(fmax(fx0, -1.0), double(width));
+  fx1 = fmin(fmax(fx1, -1.0), double(width));
+  fy0 = fmin(fmax(fy0, -1.0), double(height));
+  fy1 = fmin(fmax(fy1, -1.0), double(height));
+  int ix0 = int(ceil(fx0)), ix1 = int(floor(fx1));
+  int iy0 = int(ceil(fy0)), iy1 = int(floor(fy1));
   ix0 = ix0 < 0 ? 0 : ix0;
   iy0 = iy0 < 0 ? 0 : iy0;
   ix1 = ix1 > width - 1 ? width - 1 : ix1;
@@ -300,18 +318,23 @@ RL_HD Vec3<T> pixel_frame(const Vec3<T>& a, T px, T py) {
 // In the pixel frame p = (0, 0, 1), so e_i = c_i.w; c_i.x and c_i.y are shear-invariant.
 template <typename T>
 RL_HD void barycentrics_at(const Vec3<T> a[3], T px, T py, T kx, T ky, T* uv, T* db) {
-  const Vec3<T> q0 = pixel_frame(a[0], px, py), q1 = pixel_frame(a[1], px, py), q2 = pixel_frame(a[2], px, py);
-  const Vec3<T> c[3] = {cross(q1, q2), cross(q2, q0), cross(q0, q1)};
-  const T inv_s = T(1) / (c[0].z + c[1].z + c[2].z);
-  const T b0 = c[0].z * inv_s, b1 = c[1].z * inv_s;
-  uv[0] = b0;
-  uv[1] = b1;
+  // Evaluated in double whatever T is: cheap next to the z-buffer pass, and float32 clip
+  // coordinates up to ~1e38 cannot overflow the products.
+  using D = double;
+  const Vec3<D> q0 = pixel_frame(make_vec3<D>(a[0].x, a[0].y, a[0].z), D(px), D(py));
+  const Vec3<D> q1 = pixel_frame(make_vec3<D>(a[1].x, a[1].y, a[1].z), D(px), D(py));
+  const Vec3<D> q2 = pixel_frame(make_vec3<D>(a[2].x, a[2].y, a[2].z), D(px), D(py));
+  const Vec3<D> c[3] = {cross(q1, q2), cross(q2, q0), cross(q0, q1)};
+  const D inv_s = D(1) / (c[0].z + c[1].z + c[2].z);
+  const D b0 = c[0].z * inv_s, b1 = c[1].z * inv_s;
+  uv[0] = T(b0);
+  uv[1] = T(b1);
   if (db) {
-    const T sx = c[0].x + c[1].x + c[2].x, sy = c[0].y + c[1].y + c[2].y;
-    db[0] = (c[0].x - b0 * sx) * inv_s * kx;
-    db[1] = (c[0].y - b0 * sy) * inv_s * ky;
-    db[2] = (c[1].x - b1 * sx) * inv_s * kx;
-    db[3] = (c[1].y - b1 * sy) * inv_s * ky;
+    const D sx = c[0].x + c[1].x + c[2].x, sy = c[0].y + c[1].y + c[2].y;
+    db[0] = T((c[0].x - b0 * sx) * inv_s * D(kx));
+    db[1] = T((c[0].y - b0 * sy) * inv_s * D(ky));
+    db[2] = T((c[1].x - b1 * sx) * inv_s * D(kx));
+    db[3] = T((c[1].y - b1 * sy) * inv_s * D(ky));
   }
 }
 
@@ -359,6 +382,28 @@ RL_HD void barycentrics_backward(const Vec3<T> a_clip[3], T px, T py, T kx, T ky
   ga[1] = cross(a[2], gc[0]) + cross(gc[2], a[0]);
   ga[2] = cross(gc[0], a[1]) + cross(a[0], gc[1]);
   for (int i = 0; i < 3; ++i) ga[i].z -= px * ga[i].x + py * ga[i].y;
+}
+
+// Per-pixel backward as the kernels call it: vertex rows v[k] (x, y, z, w), upstream gradients
+// g_uv[2] and g_db[4] (or null); out9 = dL/d(x, y, w) of the three vertices. Evaluated in double
+// whatever T is, like barycentrics_at.
+template <typename T>
+RL_HD void pixel_backward(const T* v0, const T* v1, const T* v2, T px, T py, T kx, T ky, const T* g_uv,
+                          const T* g_db, T* out9) {
+  using D = double;
+  const Vec3<D> a[3] = {make_vec3<D>(v0[0], v0[1], v0[3]), make_vec3<D>(v1[0], v1[1], v1[3]),
+                        make_vec3<D>(v2[0], v2[1], v2[3])};
+  const D guv[2] = {D(g_uv[0]), D(g_uv[1])};
+  D gdb[4];
+  if (g_db)
+    for (int k = 0; k < 4; ++k) gdb[k] = D(g_db[k]);
+  Vec3<D> ga[3];
+  barycentrics_backward<D>(a, D(px), D(py), D(kx), D(ky), guv, g_db ? gdb : nullptr, ga);
+  for (int k = 0; k < 3; ++k) {
+    out9[3 * k] = T(ga[k].x);
+    out9[3 * k + 1] = T(ga[k].y);
+    out9[3 * k + 2] = T(ga[k].z);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #include "rasterize.h"
 
 #include <algorithm>
+#include <memory>
 #include <vector>
 
 namespace rastlit {
@@ -160,14 +161,16 @@ int rasterize_fwd_cpu(const RasterizeFwdParams<T>& p) {
 
 // Backward: per view, every covered pixel's gradient with respect to its triangle's nine
 // (x, y, w) values is computed in parallel, then added to the vertices in pixel order by one
-// thread, so the sums do not depend on scheduling.
+// thread, so the sums do not depend on scheduling. Runs of pixels of the same triangle are summed
+// in registers first (one memory update per run, not per pixel).
 template <typename T>
 int rasterize_bwd_cpu(const RasterizeBwdParams<T>& p) {
   const int H = p.height, W = p.width;
   const int64_t npix = int64_t(H) * W;
   const T kx = T(2) / T(W), ky = T(2) / T(H);
-  std::vector<T> g9(static_cast<size_t>(npix) * 9);
-  std::vector<int32_t> pix_tri(static_cast<size_t>(npix));
+  // Written before read for covered pixels only, so no zero fill.
+  std::unique_ptr<T[]> g9(new T[size_t(npix) * 9]);
+  std::unique_ptr<int32_t[]> pix_tri(new int32_t[size_t(npix)]);
   int status = kOk;
   for (int64_t b = 0; b < p.num_views; ++b) {
     const T* pos = p.ranges ? p.pos : p.pos + b * p.num_vertices * 4;
@@ -186,37 +189,40 @@ int rasterize_bwd_cpu(const RasterizeBwdParams<T>& p) {
         view_status = kBadTriangleId;
         continue;
       }
-      const T g_uv[2] = {grad_rast[4 * i], grad_rast[4 * i + 1]};
-      const T* gdb = grad_db ? grad_db + 4 * i : nullptr;
       const int32_t* ti = p.tri + 3 * t;
-      const Vec3<T> a[3] = {clip_xyw(pos + 4 * int64_t(ti[0])), clip_xyw(pos + 4 * int64_t(ti[1])),
-                            clip_xyw(pos + 4 * int64_t(ti[2]))};
-      Vec3<T> ga[3];
-      barycentrics_backward(a, pixel_center_ndc<T>(int(i % W), W), pixel_center_ndc<T>(int(i / W), H),
-                            kx, ky, g_uv, gdb, ga);
-      T* g = g9.data() + 9 * i;
-      for (int k = 0; k < 3; ++k) {
-        g[3 * k] = ga[k].x;
-        g[3 * k + 1] = ga[k].y;
-        g[3 * k + 2] = ga[k].z;
-      }
+      pixel_backward(pos + 4 * int64_t(ti[0]), pos + 4 * int64_t(ti[1]), pos + 4 * int64_t(ti[2]),
+                     pixel_center_ndc<T>(int(i % W), W), pixel_center_ndc<T>(int(i / W), H), kx, ky,
+                     grad_rast + 4 * i, grad_db ? grad_db + 4 * i : nullptr, g9.get() + 9 * i);
       pix_tri[i] = int32_t(t);
     }
     if (view_status != kOk) {
       status = view_status;
       break;
     }
+    T run[9];
+    int32_t run_tri = -1;
+    auto flush = [&]() {
+      if (run_tri < 0) return;
+      for (int k = 0; k < 3; ++k) {
+        T* gp = grad_pos + 4 * int64_t(p.tri[3 * int64_t(run_tri) + k]);
+        gp[0] += run[3 * k];
+        gp[1] += run[3 * k + 1];
+        gp[3] += run[3 * k + 2];
+      }
+    };
     for (int64_t i = 0; i < npix; ++i) {
       const int32_t t = pix_tri[i];
       if (t < 0) continue;
-      const T* g = g9.data() + 9 * i;
-      for (int k = 0; k < 3; ++k) {
-        T* gp = grad_pos + 4 * int64_t(p.tri[3 * int64_t(t) + k]);
-        gp[0] += g[3 * k];
-        gp[1] += g[3 * k + 1];
-        gp[3] += g[3 * k + 2];
+      const T* g = g9.get() + 9 * i;
+      if (t != run_tri) {
+        flush();
+        run_tri = t;
+        for (int k = 0; k < 9; ++k) run[k] = g[k];
+      } else {
+        for (int k = 0; k < 9; ++k) run[k] += g[k];
       }
     }
+    flush();
   }
   return status;
 }

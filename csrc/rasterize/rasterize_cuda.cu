@@ -156,27 +156,21 @@ __global__ void backward_pixel_kernel(RasterizeBwdParams<T> p, int64_t total_pix
   const int64_t view = i / npix, pix = i % npix;
   const T* pos = view_pos(p.pos, p.ranges != nullptr, view, p.num_vertices);
   const int32_t* ti = p.tri + 3 * t;
-  const Vec3<T> a[3] = {clip_xyw(pos + 4 * int64_t(ti[0])), clip_xyw(pos + 4 * int64_t(ti[1])),
-                        clip_xyw(pos + 4 * int64_t(ti[2]))};
-  const T g_uv[2] = {p.grad_rast[4 * i], p.grad_rast[4 * i + 1]};
-  Vec3<T> ga[3];
-  barycentrics_backward(a, pixel_center_ndc<T>(int(pix % p.width), p.width),
-                        pixel_center_ndc<T>(int(pix / p.width), p.height), T(2) / T(p.width), T(2) / T(p.height),
-                        g_uv, p.grad_rast_db ? p.grad_rast_db + 4 * i : nullptr, ga);
+  T ga[9];
+  pixel_backward(pos + 4 * int64_t(ti[0]), pos + 4 * int64_t(ti[1]), pos + 4 * int64_t(ti[2]),
+                 pixel_center_ndc<T>(int(pix % p.width), p.width), pixel_center_ndc<T>(int(pix / p.width), p.height),
+                 T(2) / T(p.width), T(2) / T(p.height), p.grad_rast + 4 * i,
+                 p.grad_rast_db ? p.grad_rast_db + 4 * i : nullptr, ga);
   if (gbuf) {  // deterministic mode: keep per-pixel values, summed per vertex in pixel order later
-    for (int k = 0; k < 3; ++k) {
-      gbuf[9 * i + 3 * k] = ga[k].x;
-      gbuf[9 * i + 3 * k + 1] = ga[k].y;
-      gbuf[9 * i + 3 * k + 2] = ga[k].z;
-    }
+    for (int k = 0; k < 9; ++k) gbuf[9 * i + k] = ga[k];
     return;
   }
   T* grad = p.ranges ? p.grad_pos : p.grad_pos + view * p.num_vertices * 4;
   for (int k = 0; k < 3; ++k) {
     T* g = grad + 4 * int64_t(ti[k]);
-    atomicAdd(g + 0, ga[k].x);
-    atomicAdd(g + 1, ga[k].y);
-    atomicAdd(g + 3, ga[k].z);
+    atomicAdd(g + 0, ga[3 * k]);
+    atomicAdd(g + 1, ga[3 * k + 1]);
+    atomicAdd(g + 3, ga[3 * k + 2]);
   }
 }
 
