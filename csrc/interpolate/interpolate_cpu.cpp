@@ -3,6 +3,7 @@
 // slice in pixel order so it is bitwise reproducible.
 #include "interpolate.h"
 
+#include <algorithm>
 #include <vector>
 
 namespace rastlit {
@@ -77,18 +78,37 @@ int interpolate_bwd_cpu(const InterpolateBwdParams<T>& q) {
   }
   if (status != kOk) return status;
 
-  // Gradient with respect to attr: scatter in pixel order. With one attribute slice per view
-  // the views are independent; a shared slice is summed over the views in order.
+  // Gradient with respect to attr: scatter in pixel order, summing runs of pixels of the same
+  // triangle locally and adding each run to its three vertices once. With one attribute slice per
+  // view the views are independent; a shared slice is summed over the views in order.
   auto scatter_view = [&](int64_t b) {
     T* gattr = q.grad_attr + (p.attr_batch == 0 || p.attr_batch == 1 ? 0 : b) * p.num_vertices * A;
+    std::vector<T> acc(size_t(3 * A));
+    int64_t run_tri = -1;
+    auto flush = [&]() {
+      if (run_tri < 0) return;
+      const int32_t* ti = p.tri + 3 * run_tri;
+      for (int c = 0; c < 3; ++c) {
+        T* g = gattr + int64_t(ti[c]) * A;
+        for (int64_t k = 0; k < A; ++k) g[k] += acc[c * A + k];
+      }
+      run_tri = -1;
+    };
     for (int64_t i = b * npix; i < (b + 1) * npix; ++i) {
       const T* r = p.rast + 4 * i;
       const int64_t t = pixel_triangle(r, p.num_triangles);
-      if (t < 0) continue;
-      const int32_t* ti = p.tri + 3 * t;
-      T* g0 = gattr + int64_t(ti[0]) * A;
-      T* g1 = gattr + int64_t(ti[1]) * A;
-      T* g2 = gattr + int64_t(ti[2]) * A;
+      if (t < 0) {
+        flush();
+        continue;
+      }
+      if (t != run_tri) {
+        flush();
+        run_tri = t;
+        std::fill(acc.begin(), acc.end(), T(0));
+      }
+      T* g0 = acc.data();
+      T* g1 = g0 + A;
+      T* g2 = g1 + A;
       const T u = r[0], v = r[1], w = T(1) - r[0] - r[1];
       const T* g = q.grad_out + i * A;
       for (int64_t k = 0; k < A; ++k) {
@@ -109,6 +129,7 @@ int interpolate_bwd_cpu(const InterpolateBwdParams<T>& q) {
         }
       }
     }
+    flush();
   };
   if (p.attr_batch == p.num_views && p.num_views > 1) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(p.num_threads)

@@ -338,25 +338,21 @@ RL_HD void barycentrics_at(const Vec3<T> a[3], T px, T py, T kx, T ky, T* uv, T*
   }
 }
 
+// Backward of the barycentrics with respect to the edge vectors c (in any frame where the pixel
+// sits at p): adds dL/dc_i to gc[i]. g_uv = dL/d(u, v); g_db = dL/d(du/dX, du/dY, dv/dX, dv/dY)
+// or null. With e_i = c_i . p, s = sum(e), b_i = e_i / s and D_ix = (c_i.x - b_i sum_j c_j.x) / s.
 template <typename T>
-RL_HD void barycentrics_backward(const Vec3<T> a_clip[3], T px, T py, T kx, T ky, const T* g_uv,
-                                 const T* g_db, Vec3<T> ga[3]) {
-  // Differentiate in the pixel frame (p = (0, 0, 1)), then map back through the shear:
-  // q = (x - px w, y - py w, w)  =>  dL/dx = dL/dq.x, dL/dy = dL/dq.y, dL/dw = dL/dq.w - px dL/dq.x - py dL/dq.y.
-  const Vec3<T> a[3] = {pixel_frame(a_clip[0], px, py), pixel_frame(a_clip[1], px, py), pixel_frame(a_clip[2], px, py)};
-  Vec3<T> c[3] = {cross(a[1], a[2]), cross(a[2], a[0]), cross(a[0], a[1])};
-  const Vec3<T> p = make_vec3<T>(T(0), T(0), T(1));
-  T e[3] = {dot(c[0], p), dot(c[1], p), dot(c[2], p)};
+RL_HD void edge_vectors_backward(const Vec3<T> c[3], const Vec3<T>& p, T kx, T ky, const T* g_uv, const T* g_db,
+                                 Vec3<T> gc[3]) {
+  const T e[3] = {dot(c[0], p), dot(c[1], p), dot(c[2], p)};
   const T inv_s = T(1) / (e[0] + e[1] + e[2]);
   const T b[3] = {e[0] * inv_s, e[1] * inv_s, e[2] * inv_s};
   T gb[3] = {g_uv[0], g_uv[1], T(0)};
-  Vec3<T> gc[3] = {make_vec3<T>(0, 0, 0), make_vec3<T>(0, 0, 0), make_vec3<T>(0, 0, 0)};
   T gs = 0;
   if (g_db) {
     const T sx = c[0].x + c[1].x + c[2].x, sy = c[0].y + c[1].y + c[2].y;
     T gsx = 0, gsy = 0;
     for (int i = 0; i < 2; ++i) {
-      // D_ix = (c_i.x - b_i sx) / s, output = D_ix * kx (likewise for y).
       const T dix = (c[i].x - b[i] * sx) * inv_s, diy = (c[i].y - b[i] * sy) * inv_s;
       const T gx = g_db[2 * i] * kx, gy = g_db[2 * i + 1] * ky;
       gc[i].x += gx * inv_s;
@@ -371,16 +367,29 @@ RL_HD void barycentrics_backward(const Vec3<T> a_clip[3], T px, T py, T kx, T ky
       gc[j].y += gsy;
     }
   }
-  // b_i = e_i / s, s = sum(e).
   gs -= (gb[0] * b[0] + gb[1] * b[1] + gb[2] * b[2]) * inv_s;
-  for (int i = 0; i < 3; ++i) {
-    const T ge = gb[i] * inv_s + gs;
-    gc[i] = gc[i] + ge * p;
-  }
-  // c0 = a1 x a2, c1 = a2 x a0, c2 = a0 x a1; d(G . (a x b)) = (b x G) da + (G x a) db.
+  for (int i = 0; i < 3; ++i) gc[i] = gc[i] + (gb[i] * inv_s + gs) * p;
+}
+
+// c0 = a1 x a2, c1 = a2 x a0, c2 = a0 x a1 and d(G . (a x b)) = (b x G) . da + (G x a) . db.
+template <typename T>
+RL_HD void edge_vectors_to_vertices(const Vec3<T> a[3], const Vec3<T> gc[3], Vec3<T> ga[3]) {
   ga[0] = cross(gc[1], a[2]) + cross(a[1], gc[2]);
   ga[1] = cross(a[2], gc[0]) + cross(gc[2], a[0]);
   ga[2] = cross(gc[0], a[1]) + cross(a[0], gc[1]);
+}
+
+// Backward of barycentrics_at with respect to the clip-space (x, y, w) of the three vertices, in
+// the pixel frame (p = (0, 0, 1)), mapped back through the shear q = (x - px w, y - py w, w):
+// dL/dx = dL/dq.x, dL/dy = dL/dq.y, dL/dw = dL/dq.w - px dL/dq.x - py dL/dq.y.
+template <typename T>
+RL_HD void barycentrics_backward(const Vec3<T> a_clip[3], T px, T py, T kx, T ky, const T* g_uv,
+                                 const T* g_db, Vec3<T> ga[3]) {
+  const Vec3<T> a[3] = {pixel_frame(a_clip[0], px, py), pixel_frame(a_clip[1], px, py), pixel_frame(a_clip[2], px, py)};
+  const Vec3<T> c[3] = {cross(a[1], a[2]), cross(a[2], a[0]), cross(a[0], a[1])};
+  Vec3<T> gc[3] = {make_vec3<T>(0, 0, 0), make_vec3<T>(0, 0, 0), make_vec3<T>(0, 0, 0)};
+  edge_vectors_backward(c, make_vec3<T>(T(0), T(0), T(1)), kx, ky, g_uv, g_db, gc);
+  edge_vectors_to_vertices(a, gc, ga);
   for (int i = 0; i < 3; ++i) ga[i].z -= px * ga[i].x + py * ga[i].y;
 }
 

@@ -159,18 +159,23 @@ int rasterize_fwd_cpu(const RasterizeFwdParams<T>& p) {
   return kOk;
 }
 
-// Backward: per view, every covered pixel's gradient with respect to its triangle's nine
-// (x, y, w) values is computed in parallel, then added to the vertices in pixel order by one
-// thread, so the sums do not depend on scheduling. Runs of pixels of the same triangle are summed
-// in registers first (one memory update per run, not per pixel).
+// Backward. The barycentrics of a pixel depend on its triangle's vertices only through the edge
+// vectors c (rasterize.h), so each image row is walked in runs of pixels of one triangle: the
+// gradient with respect to c (9 numbers, double) is summed over the run, and turned into vertex
+// gradients once per run. Rows are independent (parallel); their run records are then added to
+// the vertices in image order by one thread, so the result is the same for any thread count.
 template <typename T>
 int rasterize_bwd_cpu(const RasterizeBwdParams<T>& p) {
   const int H = p.height, W = p.width;
   const int64_t npix = int64_t(H) * W;
-  const T kx = T(2) / T(W), ky = T(2) / T(H);
-  // Written before read for covered pixels only, so no zero fill.
-  std::unique_ptr<T[]> g9(new T[size_t(npix) * 9]);
-  std::unique_ptr<int32_t[]> pix_tri(new int32_t[size_t(npix)]);
+  const double kx = 2.0 / W, ky = 2.0 / H;
+  struct RunRecord {
+    int32_t tri;
+    double ga[9];  // dL/d(x, y, w) of the triangle's three vertices, summed over the run
+  };
+  // At most one record per pixel; each row owns W slots. Written before read: no zero fill.
+  std::unique_ptr<RunRecord[]> records(new RunRecord[size_t(npix)]);
+  std::unique_ptr<int32_t[]> row_count(new int32_t[size_t(H)]);
   int status = kOk;
   for (int64_t b = 0; b < p.num_views; ++b) {
     const T* pos = p.ranges ? p.pos : p.pos + b * p.num_vertices * 4;
@@ -179,50 +184,78 @@ int rasterize_bwd_cpu(const RasterizeBwdParams<T>& p) {
     const T* grad_rast = p.grad_rast + b * npix * 4;
     const T* grad_db = p.grad_rast_db ? p.grad_rast_db + b * npix * 4 : nullptr;
     int view_status = kOk;
-#pragma omp parallel for schedule(static) num_threads(p.num_threads) reduction(max : view_status)
-    for (int64_t i = 0; i < npix; ++i) {
-      const T idf = rast[4 * i + 3];
-      pix_tri[i] = -1;
-      if (idf == T(0)) continue;
-      const int64_t t = int64_t(idf) - 1;
-      if (!(idf >= T(1)) || t >= p.num_triangles) {
-        view_status = kBadTriangleId;
-        continue;
+#pragma omp parallel for schedule(dynamic, 4) num_threads(p.num_threads) reduction(max : view_status)
+    for (int y = 0; y < H; ++y) {
+      RunRecord* rec = records.get() + int64_t(y) * W;
+      int n = 0;
+      int64_t run_tri = -1;
+      Vec3<double> a[3], c[3], gc[3];
+      auto flush = [&]() {
+        if (run_tri < 0) return;
+        Vec3<double> ga[3];
+        edge_vectors_to_vertices(a, gc, ga);
+        rec[n].tri = int32_t(run_tri);
+        for (int k = 0; k < 3; ++k) {
+          rec[n].ga[3 * k] = ga[k].x;
+          rec[n].ga[3 * k + 1] = ga[k].y;
+          rec[n].ga[3 * k + 2] = ga[k].z;
+        }
+        ++n;
+        run_tri = -1;
+      };
+      const double py = pixel_center_ndc<double>(y, H);
+      for (int x = 0; x < W; ++x) {
+        const int64_t i = int64_t(y) * W + x;
+        const T idf = rast[4 * i + 3];
+        if (idf == T(0)) {
+          flush();
+          continue;
+        }
+        const int64_t t = int64_t(idf) - 1;
+        if (!(idf >= T(1)) || t >= p.num_triangles) {
+          view_status = kBadTriangleId;
+          flush();
+          continue;
+        }
+        if (t != run_tri) {
+          flush();
+          run_tri = t;
+          const int32_t* ti = p.tri + 3 * t;
+          for (int k = 0; k < 3; ++k) {
+            const T* v = pos + 4 * int64_t(ti[k]);
+            a[k] = make_vec3<double>(v[0], v[1], v[3]);
+            gc[k] = make_vec3<double>(0, 0, 0);
+          }
+          c[0] = cross(a[1], a[2]);
+          c[1] = cross(a[2], a[0]);
+          c[2] = cross(a[0], a[1]);
+        }
+        const double g_uv[2] = {double(grad_rast[4 * i]), double(grad_rast[4 * i + 1])};
+        double g_db[4];
+        if (grad_db)
+          for (int k = 0; k < 4; ++k) g_db[k] = double(grad_db[4 * i + k]);
+        edge_vectors_backward(c, make_vec3<double>(pixel_center_ndc<double>(x, W), py, 1.0), kx, ky, g_uv,
+                              grad_db ? g_db : nullptr, gc);
       }
-      const int32_t* ti = p.tri + 3 * t;
-      pixel_backward(pos + 4 * int64_t(ti[0]), pos + 4 * int64_t(ti[1]), pos + 4 * int64_t(ti[2]),
-                     pixel_center_ndc<T>(int(i % W), W), pixel_center_ndc<T>(int(i / W), H), kx, ky,
-                     grad_rast + 4 * i, grad_db ? grad_db + 4 * i : nullptr, g9.get() + 9 * i);
-      pix_tri[i] = int32_t(t);
+      flush();
+      row_count[y] = n;
     }
     if (view_status != kOk) {
       status = view_status;
       break;
     }
-    T run[9];
-    int32_t run_tri = -1;
-    auto flush = [&]() {
-      if (run_tri < 0) return;
-      for (int k = 0; k < 3; ++k) {
-        T* gp = grad_pos + 4 * int64_t(p.tri[3 * int64_t(run_tri) + k]);
-        gp[0] += run[3 * k];
-        gp[1] += run[3 * k + 1];
-        gp[3] += run[3 * k + 2];
-      }
-    };
-    for (int64_t i = 0; i < npix; ++i) {
-      const int32_t t = pix_tri[i];
-      if (t < 0) continue;
-      const T* g = g9.get() + 9 * i;
-      if (t != run_tri) {
-        flush();
-        run_tri = t;
-        for (int k = 0; k < 9; ++k) run[k] = g[k];
-      } else {
-        for (int k = 0; k < 9; ++k) run[k] += g[k];
+    for (int y = 0; y < H; ++y) {
+      const RunRecord* rec = records.get() + int64_t(y) * W;
+      for (int r = 0; r < row_count[y]; ++r) {
+        const int32_t* ti = p.tri + 3 * int64_t(rec[r].tri);
+        for (int k = 0; k < 3; ++k) {
+          T* gp = grad_pos + 4 * int64_t(ti[k]);
+          gp[0] += T(rec[r].ga[3 * k]);
+          gp[1] += T(rec[r].ga[3 * k + 1]);
+          gp[3] += T(rec[r].ga[3 * k + 2]);
+        }
       }
     }
-    flush();
   }
   return status;
 }
