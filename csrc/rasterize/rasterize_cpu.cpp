@@ -151,10 +151,12 @@ int rasterize_fwd_cpu(const RasterizeFwdParams<T>& p) {
   std::vector<T> px(static_cast<size_t>(p.width)), py(static_cast<size_t>(p.height));
   for (int j = 0; j < p.width; ++j) px[j] = pixel_center_ndc<T>(j, p.width);
   for (int i = 0; i < p.height; ++i) py[i] = pixel_center_ndc<T>(i, p.height);
-  std::vector<TriangleSetup<T>> setups;
-  std::vector<unsigned char> valid;
-  std::vector<int64_t> counts;
-  std::vector<int32_t> bins;
+  // Scratch kept per calling thread between calls: tens of MB for large meshes, which would
+  // otherwise be page-faulted in afresh on every call.
+  thread_local std::vector<TriangleSetup<T>> setups;
+  thread_local std::vector<unsigned char> valid;
+  thread_local std::vector<int64_t> counts;
+  thread_local std::vector<int32_t> bins;
   for (int64_t b = 0; b < p.num_views; ++b) rasterize_view(p, b, setups, valid, counts, bins, px, py);
   return kOk;
 }
@@ -171,11 +173,18 @@ int rasterize_bwd_cpu(const RasterizeBwdParams<T>& p) {
   const double kx = 2.0 / W, ky = 2.0 / H;
   struct RunRecord {
     int32_t tri;
-    double ga[9];  // dL/d(x, y, w) of the triangle's three vertices, summed over the run
+    T ga[9];  // dL/d(x, y, w) of the triangle's three vertices, summed over the run
   };
-  // At most one record per pixel; each row owns W slots. Written before read: no zero fill.
-  std::unique_ptr<RunRecord[]> records(new RunRecord[size_t(npix)]);
-  std::unique_ptr<int32_t[]> row_count(new int32_t[size_t(H)]);
+  // At most one record per pixel; each row owns W slots (written before read). Kept per calling
+  // thread between calls, like the forward's scratch.
+  thread_local std::vector<RunRecord> records;
+  thread_local std::vector<int32_t> row_count;
+  if (records.size() < size_t(npix)) records.resize(size_t(npix));
+  if (row_count.size() < size_t(H)) row_count.resize(size_t(H));
+  // Plain pointers for the parallel regions: inside them a thread_local name would denote each
+  // worker thread's own (empty) instance.
+  RunRecord* const records_ptr = records.data();
+  int32_t* const row_count_ptr = row_count.data();
   int status = kOk;
   for (int64_t b = 0; b < p.num_views; ++b) {
     const T* pos = p.ranges ? p.pos : p.pos + b * p.num_vertices * 4;
@@ -186,7 +195,7 @@ int rasterize_bwd_cpu(const RasterizeBwdParams<T>& p) {
     int view_status = kOk;
 #pragma omp parallel for schedule(dynamic, 4) num_threads(p.num_threads) reduction(max : view_status)
     for (int y = 0; y < H; ++y) {
-      RunRecord* rec = records.get() + int64_t(y) * W;
+      RunRecord* rec = records_ptr + int64_t(y) * W;
       int n = 0;
       int64_t run_tri = -1;
       Vec3<double> a[3], c[3], gc[3];
@@ -196,9 +205,9 @@ int rasterize_bwd_cpu(const RasterizeBwdParams<T>& p) {
         edge_vectors_to_vertices(a, gc, ga);
         rec[n].tri = int32_t(run_tri);
         for (int k = 0; k < 3; ++k) {
-          rec[n].ga[3 * k] = ga[k].x;
-          rec[n].ga[3 * k + 1] = ga[k].y;
-          rec[n].ga[3 * k + 2] = ga[k].z;
+          rec[n].ga[3 * k] = T(ga[k].x);
+          rec[n].ga[3 * k + 1] = T(ga[k].y);
+          rec[n].ga[3 * k + 2] = T(ga[k].z);
         }
         ++n;
         run_tri = -1;
@@ -238,21 +247,21 @@ int rasterize_bwd_cpu(const RasterizeBwdParams<T>& p) {
                               grad_db ? g_db : nullptr, gc);
       }
       flush();
-      row_count[y] = n;
+      row_count_ptr[y] = n;
     }
     if (view_status != kOk) {
       status = view_status;
       break;
     }
     for (int y = 0; y < H; ++y) {
-      const RunRecord* rec = records.get() + int64_t(y) * W;
-      for (int r = 0; r < row_count[y]; ++r) {
+      const RunRecord* rec = records_ptr + int64_t(y) * W;
+      for (int r = 0; r < row_count_ptr[y]; ++r) {
         const int32_t* ti = p.tri + 3 * int64_t(rec[r].tri);
         for (int k = 0; k < 3; ++k) {
           T* gp = grad_pos + 4 * int64_t(ti[k]);
-          gp[0] += T(rec[r].ga[3 * k]);
-          gp[1] += T(rec[r].ga[3 * k + 1]);
-          gp[3] += T(rec[r].ga[3 * k + 2]);
+          gp[0] += rec[r].ga[3 * k];
+          gp[1] += rec[r].ga[3 * k + 1];
+          gp[3] += rec[r].ga[3 * k + 2];
         }
       }
     }
