@@ -85,3 +85,21 @@ def test_torch_compile_inductor_matches_eager():
     loss2.backward()
     torch.testing.assert_close(loss2, loss1)
     torch.testing.assert_close(p2.grad, p1.grad)
+
+
+def test_regular_install_ships_every_kernel_source():
+    """A non-editable install carries csrc/ as package data: every header, .cpp and .cu the
+    build needs must be matched by the package-data globs in pyproject.toml."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    cfg = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    globs = cfg["package-data"]
+    for src in (root / "csrc").rglob("*"):
+        if not src.is_file() or src.suffix not in (".h", ".cuh", ".cpp", ".cu"):
+            continue
+        rel = src.relative_to(root / "csrc")
+        pkg = ".".join(["rastlit.csrc", *rel.parts[:-1]])
+        assert pkg in cfg["packages"], f"{pkg} is not listed in [tool.setuptools] packages"
+        assert any(rel.name.endswith(g.lstrip("*")) for g in globs.get(pkg, [])), f"{rel} not in package-data of {pkg}"
