@@ -67,6 +67,48 @@ RL_HD void interpolate_pixel(const InterpolateFwdParams<T>& p, const T* attr, co
   }
 }
 
+// Per-pixel backward, part 1: gradients with respect to the pixel's (u, v) and, when gdb is not
+// null, its rast_db, from grad_out g[A] and grad_out_da gda[2*num_diff] (or null). Writes all four
+// channels of gr (z/w and id get zero) and of gdb.
+template <typename T>
+RL_HD void interpolate_pixel_backward_rast(const InterpolateFwdParams<T>& p, const T* a0, const T* a1, const T* a2,
+                                           const T* g, const T* gda, T* gr, T* gdb) {
+  T gu = 0, gv = 0;
+  for (int64_t k = 0; k < p.num_attrs; ++k) {
+    gu += g[k] * (a0[k] - a2[k]);
+    gv += g[k] * (a1[k] - a2[k]);
+  }
+  gr[0] = gu;
+  gr[1] = gv;
+  gr[2] = gr[3] = T(0);
+  if (!gdb) return;
+  gdb[0] = gdb[1] = gdb[2] = gdb[3] = T(0);
+  if (!gda) return;
+  for (int j = 0; j < p.num_diff; ++j) {
+    const int64_t k = p.diff_attrs[j];
+    const T d0 = a0[k] - a2[k], d1 = a1[k] - a2[k];
+    gdb[0] += gda[2 * j] * d0;
+    gdb[1] += gda[2 * j + 1] * d0;
+    gdb[2] += gda[2 * j] * d1;
+    gdb[3] += gda[2 * j + 1] * d1;
+  }
+}
+
+// Per-pixel backward, part 2: the pixel's contribution to the attribute gradient of corner
+// `corner` (0, 1, 2) of its triangle, added to out[A]: weight * g plus the derivative terms.
+template <typename T>
+RL_HD void interpolate_pixel_backward_attr(const InterpolateFwdParams<T>& p, int corner, const T* r, const T* db,
+                                           const T* g, const T* gda, T* out) {
+  const T wgt = corner == 0 ? r[0] : (corner == 1 ? r[1] : T(1) - r[0] - r[1]);
+  for (int64_t k = 0; k < p.num_attrs; ++k) out[k] += wgt * g[k];
+  if (!gda || !db) return;
+  for (int j = 0; j < p.num_diff; ++j) {
+    const T s0 = gda[2 * j] * db[0] + gda[2 * j + 1] * db[1];
+    const T s1 = gda[2 * j] * db[2] + gda[2 * j + 1] * db[3];
+    out[p.diff_attrs[j]] += corner == 0 ? s0 : (corner == 1 ? s1 : -(s0 + s1));
+  }
+}
+
 template <typename T>
 int interpolate_fwd_cpu(const InterpolateFwdParams<T>& p);
 template <typename T>

@@ -44,11 +44,11 @@ int interpolate_bwd_cpu(const InterpolateBwdParams<T>& q) {
   for (int64_t i = 0; i < total; ++i) {
     T* gr = q.grad_rast + 4 * i;
     T* gdb = q.grad_rast_db ? q.grad_rast_db + 4 * i : nullptr;
-    gr[0] = gr[1] = gr[2] = gr[3] = T(0);
-    if (gdb) gdb[0] = gdb[1] = gdb[2] = gdb[3] = T(0);
     const int64_t t = pixel_triangle(p.rast + 4 * i, p.num_triangles);
     if (t < 0) {
       if (t == -2) status = kBadTriangleId;
+      gr[0] = gr[1] = gr[2] = gr[3] = T(0);
+      if (gdb) gdb[0] = gdb[1] = gdb[2] = gdb[3] = T(0);
       continue;
     }
     const T* attr = attr_view(p, i / npix);
@@ -56,25 +56,8 @@ int interpolate_bwd_cpu(const InterpolateBwdParams<T>& q) {
     const T* a0 = attr + int64_t(ti[0]) * A;
     const T* a1 = attr + int64_t(ti[1]) * A;
     const T* a2 = attr + int64_t(ti[2]) * A;
-    const T* g = q.grad_out + i * A;
-    T gu = 0, gv = 0;
-    for (int64_t k = 0; k < A; ++k) {
-      gu += g[k] * (a0[k] - a2[k]);
-      gv += g[k] * (a1[k] - a2[k]);
-    }
-    gr[0] = gu;
-    gr[1] = gv;
-    if (gdb && q.grad_out_da) {
-      const T* gda = q.grad_out_da + i * nda;
-      for (int j = 0; j < p.num_diff; ++j) {
-        const int64_t k = p.diff_attrs[j];
-        const T d0 = a0[k] - a2[k], d1 = a1[k] - a2[k];
-        gdb[0] += gda[2 * j] * d0;
-        gdb[1] += gda[2 * j + 1] * d0;
-        gdb[2] += gda[2 * j] * d1;
-        gdb[3] += gda[2 * j + 1] * d1;
-      }
-    }
+    interpolate_pixel_backward_rast(p, a0, a1, a2, q.grad_out + i * A, q.grad_out_da ? q.grad_out_da + i * nda : nullptr,
+                                    gr, gdb);
   }
   if (status != kOk) return status;
 
@@ -106,28 +89,10 @@ int interpolate_bwd_cpu(const InterpolateBwdParams<T>& q) {
         run_tri = t;
         std::fill(acc.begin(), acc.end(), T(0));
       }
-      T* g0 = acc.data();
-      T* g1 = g0 + A;
-      T* g2 = g1 + A;
-      const T u = r[0], v = r[1], w = T(1) - r[0] - r[1];
-      const T* g = q.grad_out + i * A;
-      for (int64_t k = 0; k < A; ++k) {
-        g0[k] += u * g[k];
-        g1[k] += v * g[k];
-        g2[k] += w * g[k];
-      }
-      if (q.grad_out_da && p.rast_db) {
-        const T* db = p.rast_db + 4 * i;
-        const T* gda = q.grad_out_da + i * nda;
-        for (int j = 0; j < p.num_diff; ++j) {
-          const int64_t k = p.diff_attrs[j];
-          const T s0 = gda[2 * j] * db[0] + gda[2 * j + 1] * db[1];
-          const T s1 = gda[2 * j] * db[2] + gda[2 * j + 1] * db[3];
-          g0[k] += s0;
-          g1[k] += s1;
-          g2[k] -= s0 + s1;
-        }
-      }
+      const T* db = p.rast_db ? p.rast_db + 4 * i : nullptr;
+      const T* gda = q.grad_out_da ? q.grad_out_da + i * nda : nullptr;
+      for (int c = 0; c < 3; ++c)
+        interpolate_pixel_backward_attr(p, c, r, db, q.grad_out + i * A, gda, acc.data() + c * A);
     }
     flush();
   };

@@ -37,11 +37,13 @@ __global__ void interpolate_bwd_pixel_kernel(InterpolateBwdParams<T> q, int64_t 
   const int64_t A = p.num_attrs, nda = 2 * int64_t(p.num_diff);
   T* gr = q.grad_rast + 4 * i;
   T* gdb = q.grad_rast_db ? q.grad_rast_db + 4 * i : nullptr;
-  gr[0] = gr[1] = gr[2] = gr[3] = T(0);
-  if (gdb) gdb[0] = gdb[1] = gdb[2] = gdb[3] = T(0);
   const T* r = p.rast + 4 * i;
   const int64_t t = pixel_triangle(r, p.num_triangles);
-  if (t < 0) return;
+  if (t < 0) {
+    gr[0] = gr[1] = gr[2] = gr[3] = T(0);
+    if (gdb) gdb[0] = gdb[1] = gdb[2] = gdb[3] = T(0);
+    return;
+  }
   const int64_t b = i / npix;
   const T* attr = attr_view(p, b);
   const int32_t* ti = p.tri + 3 * t;
@@ -49,44 +51,22 @@ __global__ void interpolate_bwd_pixel_kernel(InterpolateBwdParams<T> q, int64_t 
   const T* a1 = attr + int64_t(ti[1]) * A;
   const T* a2 = attr + int64_t(ti[2]) * A;
   const T* g = q.grad_out + i * A;
-  T gu = 0, gv = 0;
-  for (int64_t k = 0; k < A; ++k) {
-    gu += g[k] * (a0[k] - a2[k]);
-    gv += g[k] * (a1[k] - a2[k]);
-  }
-  gr[0] = gu;
-  gr[1] = gv;
   const T* gda = q.grad_out_da ? q.grad_out_da + i * nda : nullptr;
-  if (gdb && gda) {
-    for (int j = 0; j < p.num_diff; ++j) {
-      const int64_t k = p.diff_attrs[j];
-      const T d0 = a0[k] - a2[k], d1 = a1[k] - a2[k];
-      gdb[0] += gda[2 * j] * d0;
-      gdb[1] += gda[2 * j + 1] * d0;
-      gdb[2] += gda[2 * j] * d1;
-      gdb[3] += gda[2 * j + 1] * d1;
-    }
-  }
+  interpolate_pixel_backward_rast(p, a0, a1, a2, g, gda, gr, gdb);
   if (!atomic_attr) return;
+  // One corner at a time through a small local buffer would need A registers per corner; add the
+  // same terms as interpolate_pixel_backward_attr directly with atomics instead.
   T* gattr = q.grad_attr + (p.attr_batch > 1 ? b : 0) * p.num_vertices * A;
-  T* g0 = gattr + int64_t(ti[0]) * A;
-  T* g1 = gattr + int64_t(ti[1]) * A;
-  T* g2 = gattr + int64_t(ti[2]) * A;
-  const T u = r[0], v = r[1], w = T(1) - r[0] - r[1];
-  for (int64_t k = 0; k < A; ++k) {
-    atomicAdd(g0 + k, u * g[k]);
-    atomicAdd(g1 + k, v * g[k]);
-    atomicAdd(g2 + k, w * g[k]);
-  }
-  if (gda && p.rast_db) {
-    const T* db = p.rast_db + 4 * i;
+  const T* db = p.rast_db ? p.rast_db + 4 * i : nullptr;
+  for (int c = 0; c < 3; ++c) {
+    T* out = gattr + int64_t(ti[c]) * A;
+    const T wgt = c == 0 ? r[0] : (c == 1 ? r[1] : T(1) - r[0] - r[1]);
+    for (int64_t k = 0; k < A; ++k) atomicAdd(out + k, wgt * g[k]);
+    if (!gda || !db) continue;
     for (int j = 0; j < p.num_diff; ++j) {
-      const int64_t k = p.diff_attrs[j];
       const T s0 = gda[2 * j] * db[0] + gda[2 * j + 1] * db[1];
       const T s1 = gda[2 * j] * db[2] + gda[2 * j + 1] * db[3];
-      atomicAdd(g0 + k, s0);
-      atomicAdd(g1 + k, s1);
-      atomicAdd(g2 + k, -(s0 + s1));
+      atomicAdd(out + p.diff_attrs[j], c == 0 ? s0 : (c == 1 ? s1 : -(s0 + s1)));
     }
   }
 }
@@ -103,20 +83,8 @@ __global__ void interpolate_bwd_gather_kernel(InterpolateBwdParams<T> q, VertexI
   T* out = q.grad_attr + int64_t(key) * A;  // key = b * V + v (attr per view) or v (shared)
   for (int64_t j = i; j < inc.count && inc.keys[j] == key; ++j) {
     const int64_t pix = inc.items[j] / 3;
-    const int corner = int(inc.items[j] % 3);
-    const T* r = p.rast + 4 * pix;
-    const T wgt = corner == 0 ? r[0] : (corner == 1 ? r[1] : T(1) - r[0] - r[1]);
-    const T* g = q.grad_out + pix * A;
-    for (int64_t k = 0; k < A; ++k) out[k] += wgt * g[k];
-    if (q.grad_out_da && p.rast_db) {
-      const T* db = p.rast_db + 4 * pix;
-      const T* gda = q.grad_out_da + pix * nda;
-      for (int d = 0; d < p.num_diff; ++d) {
-        const T s0 = gda[2 * d] * db[0] + gda[2 * d + 1] * db[1];
-        const T s1 = gda[2 * d] * db[2] + gda[2 * d + 1] * db[3];
-        out[p.diff_attrs[d]] += corner == 0 ? s0 : (corner == 1 ? s1 : -(s0 + s1));
-      }
-    }
+    interpolate_pixel_backward_attr(p, int(inc.items[j] % 3), p.rast + 4 * pix, p.rast_db ? p.rast_db + 4 * pix : nullptr,
+                                    q.grad_out + pix * A, q.grad_out_da ? q.grad_out_da + pix * nda : nullptr, out);
   }
 }
 
