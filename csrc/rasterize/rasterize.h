@@ -303,39 +303,33 @@ RL_HD bool setup_triangle(const T* v0, const T* v1, const T* v2, int height, int
   return true;
 }
 
+// Perspective-correct barycentrics and their pixel-space derivatives at (px, py) from the winning
+// triangle's setup: its edge vectors (double, times sign(det), which cancels in b = e / sum(e)).
+// For float32 input the products in c are exact and c has one rounding, so u, v come out as the
+// correctly rounded values even for sub-pixel triangles. uv = (u, v),
+// db = (du/dX, du/dY, dv/dX, dv/dY); kx, ky = NDC per pixel step.
+template <typename T>
+RL_HD void barycentrics_from_setup(const TriangleSetup<T>& s, T px, T py, double kx, double ky, T* uv, T* db) {
+  const double x = double(px), y = double(py);
+  const double e0 = edge_eval(s.c[0], x, y), e1 = edge_eval(s.c[1], x, y), e2 = edge_eval(s.c[2], x, y);
+  const double inv_s = 1.0 / (e0 + e1 + e2);
+  const double b0 = e0 * inv_s, b1 = e1 * inv_s;
+  uv[0] = T(b0);
+  uv[1] = T(b1);
+  const double sx = s.c[0].x + s.c[1].x + s.c[2].x, sy = s.c[0].y + s.c[1].y + s.c[2].y;
+  db[0] = T((s.c[0].x - b0 * sx) * inv_s * kx);
+  db[1] = T((s.c[0].y - b0 * sy) * inv_s * ky);
+  db[2] = T((s.c[1].x - b1 * sx) * inv_s * kx);
+  db[3] = T((s.c[1].y - b1 * sy) * inv_s * ky);
+}
+
 // Clip-space (x, y, w) of a vertex in a frame sheared so that pixel centre (px, py) sits at the
 // origin: (x - px w, y - py w, w). The shear has determinant 1, so determinants (and hence the
 // barycentrics) are unchanged, but for small triangles the numbers entering the cross products
-// are small and nearly free of cancellation: float32 barycentrics keep their accuracy on
-// sub-pixel triangles and far from the image centre.
+// are small and nearly free of cancellation (used by the per-pixel backward).
 template <typename T>
 RL_HD Vec3<T> pixel_frame(const Vec3<T>& a, T px, T py) {
   return make_vec3<T>(a.x - px * a.z, a.y - py * a.z, a.z);
-}
-
-// Perspective-correct barycentrics and their pixel-space derivatives at pixel centre (px, py)
-// of the triangle with clip-space columns a[3]. uv = (u, v), db = (du/dX, du/dY, dv/dX, dv/dY).
-// In the pixel frame p = (0, 0, 1), so e_i = c_i.w; c_i.x and c_i.y are shear-invariant.
-template <typename T>
-RL_HD void barycentrics_at(const Vec3<T> a[3], T px, T py, T kx, T ky, T* uv, T* db) {
-  // Evaluated in double whatever T is: cheap next to the z-buffer pass, and float32 clip
-  // coordinates up to ~1e38 cannot overflow the products.
-  using D = double;
-  const Vec3<D> q0 = pixel_frame(make_vec3<D>(a[0].x, a[0].y, a[0].z), D(px), D(py));
-  const Vec3<D> q1 = pixel_frame(make_vec3<D>(a[1].x, a[1].y, a[1].z), D(px), D(py));
-  const Vec3<D> q2 = pixel_frame(make_vec3<D>(a[2].x, a[2].y, a[2].z), D(px), D(py));
-  const Vec3<D> c[3] = {cross(q1, q2), cross(q2, q0), cross(q0, q1)};
-  const D inv_s = D(1) / (c[0].z + c[1].z + c[2].z);
-  const D b0 = c[0].z * inv_s, b1 = c[1].z * inv_s;
-  uv[0] = T(b0);
-  uv[1] = T(b1);
-  if (db) {
-    const D sx = c[0].x + c[1].x + c[2].x, sy = c[0].y + c[1].y + c[2].y;
-    db[0] = T((c[0].x - b0 * sx) * inv_s * D(kx));
-    db[1] = T((c[0].y - b0 * sy) * inv_s * D(ky));
-    db[2] = T((c[1].x - b1 * sx) * inv_s * D(kx));
-    db[3] = T((c[1].y - b1 * sy) * inv_s * D(ky));
-  }
 }
 
 // Backward of the barycentrics with respect to the edge vectors c (in any frame where the pixel
@@ -379,7 +373,7 @@ RL_HD void edge_vectors_to_vertices(const Vec3<T> a[3], const Vec3<T> gc[3], Vec
   ga[2] = cross(gc[0], a[1]) + cross(a[0], gc[1]);
 }
 
-// Backward of barycentrics_at with respect to the clip-space (x, y, w) of the three vertices, in
+// Backward of the barycentrics with respect to the clip-space (x, y, w) of the three vertices, in
 // the pixel frame (p = (0, 0, 1)), mapped back through the shear q = (x - px w, y - py w, w):
 // dL/dx = dL/dq.x, dL/dy = dL/dq.y, dL/dw = dL/dq.w - px dL/dq.x - py dL/dq.y.
 template <typename T>
@@ -395,7 +389,7 @@ RL_HD void barycentrics_backward(const Vec3<T> a_clip[3], T px, T py, T kx, T ky
 
 // Per-pixel backward as the kernels call it: vertex rows v[k] (x, y, z, w), upstream gradients
 // g_uv[2] and g_db[4] (or null); out9 = dL/d(x, y, w) of the three vertices. Evaluated in double
-// whatever T is, like barycentrics_at.
+// whatever T is, like barycentrics_from_setup.
 template <typename T>
 RL_HD void pixel_backward(const T* v0, const T* v1, const T* v2, T px, T py, T kx, T ky, const T* g_uv,
                           const T* g_db, T* out9) {

@@ -92,7 +92,6 @@ void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<Trian
 
   // 3. Per tile: z-buffer over the bin (ascending ids, strict less: ties go to the lower id),
   //    then barycentrics and derivatives for the winner only.
-  const T kx = T(2) / T(W), ky = T(2) / T(H);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(p.num_threads)
   for (int64_t tile = 0; tile < num_tiles; ++tile) {
     const int tx0 = int(tile % tiles_x) * TS, ty0 = int(tile / tiles_x) * TS;
@@ -133,10 +132,7 @@ void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<Trian
           d[0] = d[1] = d[2] = d[3] = T(0);
           continue;
         }
-        const int32_t* ti = tri + 3 * int64_t(t);
-        const Vec3<T> a[3] = {clip_xyw(pos + 4 * int64_t(ti[0])), clip_xyw(pos + 4 * int64_t(ti[1])),
-                              clip_xyw(pos + 4 * int64_t(ti[2]))};
-        barycentrics_at(a, px[x], py[y], kx, ky, r, d);
+        barycentrics_from_setup(setups[t], px[x], py[y], 2.0 / W, 2.0 / H, r, d);
         r[2] = zbuf[li];
         r[3] = T(vt.first + t + 1);
       }

@@ -93,6 +93,7 @@ __global__ void raster_kernel(RasterizeFwdParams<T> p, SlotMap m, const Triangle
                               int tiles_x, int64_t num_tiles) {
   __shared__ TriangleSetup<T> s_setup[kChunk];
   __shared__ int64_t s_tri[kChunk];
+  __shared__ int32_t s_slot[kChunk];
   const int64_t key = blockIdx.x;
   const int64_t view = key / num_tiles, tile = key % num_tiles;
   const int x = int(tile % tiles_x) * kTS + int(threadIdx.x % kTS);
@@ -102,6 +103,7 @@ __global__ void raster_kernel(RasterizeFwdParams<T> p, SlotMap m, const Triangle
   const T* pos = view_pos(p.pos, p.ranges != nullptr, view, p.num_vertices);
   T best_z = T(0);
   int64_t best_t = -1;
+  int32_t best_slot = -1;
   const int32_t b0 = bin_begin[key], b1 = bin_end[key];
   for (int32_t base = b0; base < b1; base += kChunk) {
     const int n = min(kChunk, int(b1 - base));
@@ -112,6 +114,7 @@ __global__ void raster_kernel(RasterizeFwdParams<T> p, SlotMap m, const Triangle
       slot_to_view(m, slot, &v, &t);
       s_setup[threadIdx.x] = setups[slot];
       s_tri[threadIdx.x] = t;
+      s_slot[threadIdx.x] = int32_t(slot);
     }
     __syncthreads();
     if (!inside) continue;
@@ -125,6 +128,7 @@ __global__ void raster_kernel(RasterizeFwdParams<T> p, SlotMap m, const Triangle
       if (best_t < 0 || z < best_z || (z == best_z && t < best_t)) {
         best_z = z;
         best_t = t;
+        best_slot = s_slot[j];
       }
     }
   }
@@ -137,10 +141,7 @@ __global__ void raster_kernel(RasterizeFwdParams<T> p, SlotMap m, const Triangle
     d[0] = d[1] = d[2] = d[3] = T(0);
     return;
   }
-  const int32_t* ti = p.tri + 3 * best_t;
-  const Vec3<T> a[3] = {clip_xyw(pos + 4 * int64_t(ti[0])), clip_xyw(pos + 4 * int64_t(ti[1])),
-                        clip_xyw(pos + 4 * int64_t(ti[2]))};
-  barycentrics_at(a, px, py, T(2) / T(p.width), T(2) / T(p.height), r, d);
+  barycentrics_from_setup(setups[best_slot], px, py, 2.0 / p.width, 2.0 / p.height, r, d);
   r[2] = best_z;
   r[3] = T(best_t + 1);
 }
