@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "interpolate/interpolate.h"
@@ -150,6 +151,20 @@ void raise_status(int status, const char* op) {
   TORCH_CHECK(status == kOk, op, ": kernel failed with status ", status);
 }
 
+// The geometry fields that RasterizeFwdParams and RasterizeBwdParams share.
+template <typename P, typename scalar_t = std::remove_const_t<std::remove_pointer_t<decltype(P::pos)>>>
+void set_geometry(P& p, const RasterizeShape& s, const at::Tensor& pos, const at::Tensor& tri, const at::Tensor& ranges,
+                  int64_t height, int64_t width) {
+  p.pos = pos.data_ptr<scalar_t>();
+  p.tri = tri.data_ptr<int32_t>();
+  p.ranges = ranges.defined() ? ranges.data_ptr<int32_t>() : nullptr;
+  p.num_views = s.num_views;
+  p.num_vertices = s.num_vertices;
+  p.num_triangles = tri.size(0);
+  p.height = int(height);
+  p.width = int(width);
+}
+
 }  // namespace
 
 // The op functions have external linkage: ops_cuda.cpp registers the same ones for CUDA.
@@ -167,14 +182,7 @@ std::tuple<at::Tensor, at::Tensor> rasterize_fwd_op(const at::Tensor& pos_in, co
   at::Tensor rast_db = at::empty({s.num_views, height, width, 4}, pos.options());
   AT_DISPATCH_FLOATING_TYPES(pos.scalar_type(), "rasterize_fwd", [&] {
     RasterizeFwdParams<scalar_t> p{};
-    p.pos = pos.data_ptr<scalar_t>();
-    p.tri = tri.data_ptr<int32_t>();
-    p.ranges = ranges.defined() ? ranges.data_ptr<int32_t>() : nullptr;
-    p.num_views = s.num_views;
-    p.num_vertices = s.num_vertices;
-    p.num_triangles = tri.size(0);
-    p.height = int(height);
-    p.width = int(width);
+    set_geometry(p, s, pos, tri, ranges, height, width);
     p.rast = rast.data_ptr<scalar_t>();
     p.rast_db = rast_db.data_ptr<scalar_t>();
     p.num_threads = at::get_num_threads();
@@ -217,14 +225,7 @@ at::Tensor rasterize_bwd_op(const at::Tensor& pos_in, const at::Tensor& tri_in, 
   if (pos.is_cuda()) check_rast_ids(rast, tri.size(0), "rasterize backward");
   AT_DISPATCH_FLOATING_TYPES(pos.scalar_type(), "rasterize_bwd", [&] {
     RasterizeBwdParams<scalar_t> p{};
-    p.pos = pos.data_ptr<scalar_t>();
-    p.tri = tri.data_ptr<int32_t>();
-    p.ranges = ranges.defined() ? ranges.data_ptr<int32_t>() : nullptr;
-    p.num_views = s.num_views;
-    p.num_vertices = s.num_vertices;
-    p.num_triangles = tri.size(0);
-    p.height = int(height);
-    p.width = int(width);
+    set_geometry(p, s, pos, tri, ranges, height, width);
     p.rast = rast.data_ptr<scalar_t>();
     p.grad_rast = grad_rast.data_ptr<scalar_t>();
     p.grad_rast_db = grad_rast_db.defined() ? grad_rast_db.data_ptr<scalar_t>() : nullptr;
