@@ -151,6 +151,22 @@ void raise_status(int status, const char* op) {
   TORCH_CHECK(status == kOk, op, ": kernel failed with status ", status);
 }
 
+// Runs the CPU kernel or, for CUDA tensors, the CUDA one, and raises on a bad status. The CUDA
+// launcher is a generic lambda so that CPU-only builds never instantiate it.
+template <typename CpuLaunch, typename CudaLaunch>
+void launch(const at::Tensor& t, const char* op, const CpuLaunch& cpu, const CudaLaunch& cuda) {
+  if (!t.is_cuda()) {
+    raise_status(cpu(), op);
+    return;
+  }
+#ifdef RASTLIT_WITH_CUDA
+  run_cuda(t.device(), op, cuda);
+#else
+  (void)cuda;
+  TORCH_CHECK(false, op, ": this rastlit build has no CUDA kernels");
+#endif
+}
+
 // The geometry fields that RasterizeFwdParams and RasterizeBwdParams share.
 template <typename P, typename scalar_t = std::remove_const_t<std::remove_pointer_t<decltype(P::pos)>>>
 void set_geometry(P& p, const RasterizeShape& s, const at::Tensor& pos, const at::Tensor& tri, const at::Tensor& ranges,
@@ -186,13 +202,8 @@ std::tuple<at::Tensor, at::Tensor> rasterize_fwd_op(const at::Tensor& pos_in, co
     p.rast = rast.data_ptr<scalar_t>();
     p.rast_db = rast_db.data_ptr<scalar_t>();
     p.num_threads = at::get_num_threads();
-    if (pos.is_cuda()) {
-#ifdef RASTLIT_WITH_CUDA
-      run_cuda(pos.device(), "rasterize", [&](const CudaWorkspace& ws) { return rasterize_fwd_cuda(p, ws); });
-#endif
-    } else {
-      raise_status(rasterize_fwd_cpu(p), "rasterize");
-    }
+    launch(pos, "rasterize", [&] { return rasterize_fwd_cpu(p); },
+           [&](const auto& ws) { return rasterize_fwd_cuda(p, ws); });
   });
   return {rast, rast_db};
 }
@@ -231,13 +242,8 @@ at::Tensor rasterize_bwd_op(const at::Tensor& pos_in, const at::Tensor& tri_in, 
     p.grad_rast_db = grad_rast_db.defined() ? grad_rast_db.data_ptr<scalar_t>() : nullptr;
     p.grad_pos = grad_pos.data_ptr<scalar_t>();
     p.num_threads = at::get_num_threads();
-    if (pos.is_cuda()) {
-#ifdef RASTLIT_WITH_CUDA
-      run_cuda(pos.device(), "rasterize backward", [&](const CudaWorkspace& ws) { return rasterize_bwd_cuda(p, ws); });
-#endif
-    } else {
-      raise_status(rasterize_bwd_cpu(p), "rasterize backward");
-    }
+    launch(pos, "rasterize backward", [&] { return rasterize_bwd_cpu(p); },
+           [&](const auto& ws) { return rasterize_bwd_cuda(p, ws); });
   });
   return grad_pos;
 }
@@ -337,13 +343,8 @@ std::tuple<at::Tensor, at::Tensor> interpolate_fwd_op(const at::Tensor& attr_in,
     auto p = interpolate_params<scalar_t>(s, attr, rast, tri, rast_db, diff);
     p.out = out.data_ptr<scalar_t>();
     p.out_da = diff.numel() == 0 ? nullptr : out_da.data_ptr<scalar_t>();
-    if (attr.is_cuda()) {
-#ifdef RASTLIT_WITH_CUDA
-      run_cuda(attr.device(), "interpolate", [&](const CudaWorkspace& ws) { return interpolate_fwd_cuda(p, ws); });
-#endif
-    } else {
-      raise_status(interpolate_fwd_cpu(p), "interpolate");
-    }
+    launch(attr, "interpolate", [&] { return interpolate_fwd_cpu(p); },
+           [&](const auto& ws) { return interpolate_fwd_cuda(p, ws); });
   });
   return {out, out_da};
 }
@@ -380,13 +381,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> interpolate_bwd_op(
     q.grad_attr = grad_attr.data_ptr<scalar_t>();
     q.grad_rast = grad_rast.data_ptr<scalar_t>();
     q.grad_rast_db = rast_db.defined() ? grad_rast_db.data_ptr<scalar_t>() : nullptr;
-    if (attr.is_cuda()) {
-#ifdef RASTLIT_WITH_CUDA
-      run_cuda(attr.device(), "interpolate backward", [&](const CudaWorkspace& ws) { return interpolate_bwd_cuda(q, ws); });
-#endif
-    } else {
-      raise_status(interpolate_bwd_cpu(q), "interpolate backward");
-    }
+    launch(attr, "interpolate backward", [&] { return interpolate_bwd_cpu(q); },
+           [&](const auto& ws) { return interpolate_bwd_cuda(q, ws); });
   });
   return {grad_attr, grad_rast, grad_rast_db};
 }
