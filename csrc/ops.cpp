@@ -387,6 +387,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> interpolate_bwd_op(
   return {grad_attr, grad_rast, grad_rast_db};
 }
 
+// ------------------------------------------------------------------------------------ texture
+
+// (texture: op functions)
+
+// ---------------------------------------------------------------------------------- antialias
+
+// (antialias: op functions)
+
+// ----------------------------------------------------------------------------- rasterize_soft
+
+// (rasterize_soft: op functions)
+
+// --------------------------------------------------------------------------------------- misc
+
 int64_t parallel_probe_op(int64_t requested) {
   return parallel_probe_threads(int(requested > 0 ? requested : at::get_num_threads()));
 }
@@ -397,6 +411,12 @@ TORCH_LIBRARY(rastlit, m) {
   m.def("interpolate_fwd(Tensor attr, Tensor rast, Tensor tri, Tensor? rast_db, int[] diff_attrs) -> (Tensor, Tensor)");
   m.def("interpolate_bwd(Tensor attr, Tensor rast, Tensor tri, Tensor? rast_db, int[] diff_attrs, Tensor grad_out, Tensor? grad_out_da) -> (Tensor, Tensor, Tensor)");
   m.def("parallel_probe(int requested) -> int", &parallel_probe_op);
+
+  // (texture: schemas)
+
+  // (antialias: schemas)
+
+  // (rasterize_soft: schemas)
 }
 
 TORCH_LIBRARY_IMPL(rastlit, CPU, m) {
@@ -404,6 +424,12 @@ TORCH_LIBRARY_IMPL(rastlit, CPU, m) {
   m.impl("rasterize_bwd", &rasterize_bwd_op);
   m.impl("interpolate_fwd", &interpolate_fwd_op);
   m.impl("interpolate_bwd", &interpolate_bwd_op);
+
+  // (texture: CPU impls)
+
+  // (antialias: CPU impls)
+
+  // (rasterize_soft: CPU impls)
 }
 
 }  // namespace rastlit

@@ -31,6 +31,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> interpolate_bwd_op(const at::Tens
                                                                   const at::Tensor& grad_out,
                                                                   const c10::optional<at::Tensor>& grad_out_da);
 
+// (texture: op declarations)
+
+// (antialias: op declarations)
+
+// (rasterize_soft: op declarations)
+
 namespace {
 
 struct TorchScratch {
@@ -62,6 +68,12 @@ TORCH_LIBRARY_IMPL(rastlit, CUDA, m) {
   m.impl("rasterize_bwd", &rasterize_bwd_op);
   m.impl("interpolate_fwd", &interpolate_fwd_op);
   m.impl("interpolate_bwd", &interpolate_bwd_op);
+
+  // (texture: CUDA impls)
+
+  // (antialias: CUDA impls)
+
+  // (rasterize_soft: CUDA impls)
 }
 
 }  // namespace rastlit

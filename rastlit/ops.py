@@ -125,6 +125,15 @@ def interpolate(
     return _ops.interpolate_fwd(attr, rast, tri, rast_db, diff)
 
 
+# (texture: public functions)
+
+
+# (antialias: public functions)
+
+
+# (rasterize_soft: public functions)
+
+
 # ----------------------------------------------------------------------------- fake kernels
 
 
@@ -203,3 +212,12 @@ def _interpolate_backward(ctx, grad_out, grad_out_da):
 torch.library.register_autograd(
     "rastlit::interpolate_fwd", _interpolate_backward, setup_context=_interpolate_setup
 )
+
+
+# (texture: fake kernels and autograd)
+
+
+# (antialias: fake kernels and autograd)
+
+
+# (rasterize_soft: fake kernels and autograd)
