@@ -134,8 +134,9 @@ RasterizeShape check_rasterize_inputs(const at::Tensor& pos, const at::Tensor& t
   return s;
 }
 
-// Triangle ids in rast must be 0 (background) or in [1, T]. The CPU kernels report bad ids
-// themselves; on the GPU they are checked here first (kernels treat them as background).
+// Triangle ids in rast must be 0 (background) or in [1, T]. The CPU kernels of interpolate and
+// rasterize's backward report bad ids themselves; on the GPU (and for depth peeling's previous
+// layer on any device) they are checked here first.
 void check_rast_ids(const at::Tensor& rast, int64_t num_triangles, const char* op) {
   if (rast.numel() == 0) return;
   const at::Tensor ids = rast.select(-1, 3);
@@ -188,12 +189,21 @@ void set_geometry(P& p, const RasterizeShape& s, const at::Tensor& pos, const at
 
 std::tuple<at::Tensor, at::Tensor> rasterize_fwd_op(const at::Tensor& pos_in, const at::Tensor& tri_in,
                                                         int64_t height, int64_t width,
-                                                        const c10::optional<at::Tensor>& ranges_in, bool grad_db) {
+                                                        const c10::optional<at::Tensor>& ranges_in, bool grad_db,
+                                                        const c10::optional<at::Tensor>& peel_in) {
   (void)grad_db;  // only changes what the backward propagates
   const RasterizeShape s = check_rasterize_inputs(pos_in, tri_in, height, width, ranges_in);
   const at::Tensor pos = pos_in.contiguous(), tri = tri_in.contiguous();
   at::Tensor ranges;
   if (ranges_in.has_value()) ranges = ranges_in->contiguous();
+  at::Tensor peel;
+  if (peel_in.has_value()) {
+    check_image(*peel_in, "peel (the previous depth layer's rast)", s.num_views, height, width, 4);
+    check_same_dtype(*peel_in, pos_in, "peel", "pos");
+    check_same_device(*peel_in, pos_in, "peel", "pos");
+    peel = peel_in->contiguous();
+    check_rast_ids(peel, tri.size(0), "rasterize (depth peeling)");
+  }
   at::Tensor rast = at::empty({s.num_views, height, width, 4}, pos.options());
   at::Tensor rast_db = at::empty({s.num_views, height, width, 4}, pos.options());
   AT_DISPATCH_FLOATING_TYPES(pos.scalar_type(), "rasterize_fwd", [&] {
@@ -201,6 +211,7 @@ std::tuple<at::Tensor, at::Tensor> rasterize_fwd_op(const at::Tensor& pos_in, co
     set_geometry(p, s, pos, tri, ranges, height, width);
     p.rast = rast.data_ptr<scalar_t>();
     p.rast_db = rast_db.data_ptr<scalar_t>();
+    p.peel = peel.defined() ? peel.data_ptr<scalar_t>() : nullptr;
     p.num_threads = at::get_num_threads();
     launch(pos, "rasterize", [&] { return rasterize_fwd_cpu(p); },
            [&](const auto& ws) { return rasterize_fwd_cuda(p, ws); });
@@ -406,7 +417,7 @@ int64_t parallel_probe_op(int64_t requested) {
 }
 
 TORCH_LIBRARY(rastlit, m) {
-  m.def("rasterize_fwd(Tensor pos, Tensor tri, int height, int width, Tensor? ranges, bool grad_db) -> (Tensor, Tensor)");
+  m.def("rasterize_fwd(Tensor pos, Tensor tri, int height, int width, Tensor? ranges, bool grad_db, Tensor? peel=None) -> (Tensor, Tensor)");
   m.def("rasterize_bwd(Tensor pos, Tensor tri, Tensor rast, Tensor? ranges, Tensor grad_rast, Tensor? grad_rast_db) -> Tensor");
   m.def("interpolate_fwd(Tensor attr, Tensor rast, Tensor tri, Tensor? rast_db, int[] diff_attrs) -> (Tensor, Tensor)");
   m.def("interpolate_bwd(Tensor attr, Tensor rast, Tensor tri, Tensor? rast_db, int[] diff_attrs, Tensor grad_out, Tensor? grad_out_da) -> (Tensor, Tensor, Tensor)");

@@ -17,7 +17,7 @@ namespace rastlit {
 
 std::tuple<at::Tensor, at::Tensor> rasterize_fwd_op(const at::Tensor& pos, const at::Tensor& tri, int64_t height,
                                                     int64_t width, const c10::optional<at::Tensor>& ranges,
-                                                    bool grad_db);
+                                                    bool grad_db, const c10::optional<at::Tensor>& peel);
 at::Tensor rasterize_bwd_op(const at::Tensor& pos, const at::Tensor& tri, const at::Tensor& rast,
                             const c10::optional<at::Tensor>& ranges, const at::Tensor& grad_rast,
                             const c10::optional<at::Tensor>& grad_rast_db);

@@ -91,6 +91,53 @@ def rasterize(
     return _ops.rasterize_fwd(pos, tri, h, w, ranges, bool(grad_db))
 
 
+class DepthPeeler:
+    """Depth peeling: successive depth layers of the same geometry, nearest first.
+
+    Use as a context manager, as nvdiffrast's ``DepthPeeler``::
+
+        with rastlit.DepthPeeler(pos, tri, (H, W)) as peeler:
+            for _ in range(num_layers):
+                rast, rast_db = peeler.rasterize_next_layer()
+
+    Arguments are those of :func:`rasterize`. The first call returns what :func:`rasterize`
+    returns; each later call returns, at every pixel, the fragment that comes next in the
+    z-buffer's order (z/w ascending, then triangle id ascending) after the one the previous layer
+    kept there, so coplanar duplicates come out one per layer and no fragment repeats. A pixel
+    that was empty in a layer stays empty in all later ones. Each layer is differentiable like
+    :func:`rasterize` (gradients from its u, v and rast_db flow to ``pos``); which fragment a
+    layer holds is a discrete choice and carries no gradient.
+    """
+
+    def __init__(self, pos, tri, resolution, ranges=None, grad_db: bool = True):
+        self._args = (pos, tri, _resolution(resolution), ranges, bool(grad_db))
+        if isinstance(pos, torch.Tensor):
+            _check_device_supported(pos.device, "pos")
+        self._prev: torch.Tensor | None = None
+        self._active = False
+
+    def __enter__(self) -> "DepthPeeler":
+        if self._active:
+            raise RuntimeError("DepthPeeler is already active; nested use of the same peeler is not supported")
+        self._active = True
+        self._prev = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._active = False
+        self._prev = None
+
+    def rasterize_next_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next depth layer as ``(rast, rast_db)``, shaped as :func:`rasterize`'s outputs."""
+        if not self._active:
+            raise RuntimeError("DepthPeeler.rasterize_next_layer() must be called inside a `with DepthPeeler(...)` block")
+        pos, tri, (h, w), ranges, grad_db = self._args
+        peel = None if self._prev is None else self._prev.detach()
+        rast, rast_db = _ops.rasterize_fwd(pos, tri, h, w, ranges, grad_db, peel)
+        self._prev = rast
+        return rast, rast_db
+
+
 def interpolate(
     attr: torch.Tensor,
     rast: torch.Tensor,
@@ -138,7 +185,7 @@ def interpolate(
 
 
 @torch.library.register_fake("rastlit::rasterize_fwd")
-def _rasterize_fwd_fake(pos, tri, height, width, ranges, grad_db):
+def _rasterize_fwd_fake(pos, tri, height, width, ranges, grad_db, peel=None):
     num_views = pos.shape[0] if pos.dim() == 3 else ranges.shape[0]
     shape = (num_views, height, width, 4)
     return pos.new_empty(shape), pos.new_empty(shape)
@@ -165,7 +212,7 @@ def _interpolate_bwd_fake(attr, rast, tri, rast_db, diff_attrs, grad_out, grad_o
 
 
 def _rasterize_setup(ctx, inputs, output):
-    pos, tri, _h, _w, ranges, grad_db = inputs
+    pos, tri, _h, _w, ranges, grad_db, _peel = inputs
     rast, _rast_db = output
     ctx.grad_db = grad_db
     # Unused outputs (often rast_db) arrive as None instead of zero tensors: the backward then
@@ -179,11 +226,11 @@ def _rasterize_backward(ctx, grad_rast, grad_rast_db):
     if not ctx.grad_db:
         grad_rast_db = None
     if not ctx.needs_input_grad[0] or (grad_rast is None and grad_rast_db is None):
-        return None, None, None, None, None, None
+        return None, None, None, None, None, None, None
     if grad_rast is None:
         grad_rast = torch.zeros_like(rast)
     grad_pos = _ops.rasterize_bwd(pos, tri, rast, ranges, grad_rast, grad_rast_db)
-    return grad_pos, None, None, None, None, None
+    return grad_pos, None, None, None, None, None, None
 
 
 torch.library.register_autograd("rastlit::rasterize_fwd", _rasterize_backward, setup_context=_rasterize_setup)

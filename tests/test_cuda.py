@@ -197,3 +197,22 @@ def test_cuda_bad_inputs_raise():
     bad[0, 0, 0, 3] = 99.0
     with pytest.raises(IndexError, match="triangle id"):
         rastlit.interpolate(torch.ones(10, 2, device="cuda"), bad, tri.cuda())
+
+
+@pytest.mark.cuda
+@gpu
+def test_cuda_depth_peeling_matches_cpu():
+    # float64: ties between layers are then as unlikely on the GPU as on the CPU.
+    pos, tri = _random_scene(3, B=2, V=120, T=160, dtype=torch.float64)
+
+    def layers(p, t):
+        out = []
+        with rastlit.DepthPeeler(p, t, (40, 48)) as peeler:
+            for _ in range(4):
+                out.append(peeler.rasterize_next_layer()[0].cpu())
+        return out
+
+    for k, (lc, lg) in enumerate(zip(layers(pos, tri), layers(pos.cuda(), tri.cuda()))):
+        ids_c, ids_g = lc[..., 3], lg[..., 3]
+        assert (ids_c != ids_g).float().mean().item() < 2e-3, f"layer {k}"
+        _compare(lc[..., :3], lg[..., :3], f"layer {k}", ids_c, ids_g, 1e-9)

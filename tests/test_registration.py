@@ -23,6 +23,9 @@ def test_opcheck_rasterize():
     torch.library.opcheck(torch.ops.rastlit.rasterize_fwd.default, (pos, tri, 9, 11, None, True))
     ranges = torch.tensor([[0, 2], [1, 3]], dtype=torch.int32)
     torch.library.opcheck(torch.ops.rastlit.rasterize_fwd.default, (pos[0].detach().requires_grad_(), tri, 9, 11, ranges, False))
+    # depth peeling: the previous layer as the optional last argument
+    prev, _ = rastlit.rasterize(pos.detach(), tri, (9, 11))
+    torch.library.opcheck(torch.ops.rastlit.rasterize_fwd.default, (pos, tri, 9, 11, None, True, prev))
 
 
 def test_opcheck_interpolate():

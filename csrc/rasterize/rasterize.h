@@ -409,6 +409,19 @@ RL_HD void pixel_backward(const T* v0, const T* v1, const T* v2, T px, T py, T k
   }
 }
 
+// Depth peeling: with the previous layer's rast at a pixel, a fragment (z/w, triangle id) takes
+// part in the z-test only if it comes strictly after the previous winner in the z-buffer's own
+// order (nearer z/w first, then lower id). z is computed by the same expression in every pass,
+// so the previous winner itself never passes and coplanar duplicates peel one by one in id
+// order. A pixel that was empty in the previous layer stays empty.
+template <typename T>
+RL_HD bool behind_peeled_layer(const T* prev, T z, int64_t id) {
+  const T prev_id1 = prev[3];
+  if (!(prev_id1 > T(0))) return false;
+  const T prev_z = prev[2];
+  return z > prev_z || (z == prev_z && T(id + 1) > prev_id1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Kernel entry points (raw pointers, one params struct per op and direction).
 
@@ -421,6 +434,7 @@ struct RasterizeFwdParams {
   int height, width;
   T* rast;     // [B,H,W,4] out: (u, v, z/w, id + 1)
   T* rast_db;  // [B,H,W,4] out: (du/dX, du/dY, dv/dX, dv/dY)
+  const T* peel;  // [B,H,W,4] the previous depth layer's rast (depth peeling), or null
   int num_threads;
 };
 

@@ -32,6 +32,7 @@ void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<Trian
   const int64_t n = vt.count;
   T* rast = p.rast + b * int64_t(H) * W * 4;
   T* rast_db = p.rast_db + b * int64_t(H) * W * 4;
+  const T* peel = p.peel ? p.peel + b * int64_t(H) * W * 4 : nullptr;
 
   // 1. Triangle setup.
   setups.resize(size_t(n));
@@ -113,6 +114,7 @@ void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<Trian
           if (!cov) continue;
           const T z = s.zplane.x * px[x] + row.zr;
           if (!depth_in_range(z)) continue;
+          if (peel && !behind_peeled_layer(peel + (int64_t(y) * W + x) * 4, z, vt.first + t)) continue;
           const int li = (y - ty0) * TS + (x - tx0);
           if (ibuf[li] < 0 || z < zbuf[li]) {
             zbuf[li] = z;

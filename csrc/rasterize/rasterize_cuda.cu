@@ -104,6 +104,7 @@ __global__ void raster_kernel(RasterizeFwdParams<T> p, SlotMap m, const Triangle
   T best_z = T(0);
   int64_t best_t = -1;
   int32_t best_slot = -1;
+  const T* peel = (p.peel && inside) ? p.peel + ((view * p.height + y) * int64_t(p.width) + x) * 4 : nullptr;
   const int32_t b0 = bin_begin[key], b1 = bin_end[key];
   for (int32_t base = b0; base < b1; base += kChunk) {
     const int n = min(kChunk, int(b1 - base));
@@ -125,6 +126,7 @@ __global__ void raster_kernel(RasterizeFwdParams<T> p, SlotMap m, const Triangle
       if (!covers(s, TriangleVertices<T>{pos, p.tri + 3 * t}, px, py)) continue;
       const T z = edge_eval(s.zplane, px, py);
       if (!depth_in_range(z)) continue;
+      if (peel && !behind_peeled_layer(peel, z, t)) continue;
       if (best_t < 0 || z < best_z || (z == best_z && t < best_t)) {
         best_z = z;
         best_t = t;
