@@ -1,0 +1,85 @@
+"""rastlit.compat.nvdiffrast: nvdiffrast's context-first API over rastlit."""
+
+import math
+
+import pytest
+import torch
+
+import rastlit
+import rastlit.compat.nvdiffrast as dr
+
+
+def _tri_scene():
+    pos = torch.tensor([[[-0.8, -0.7, 0.1, 1.0], [0.7, -0.8, 0.2, 1.0], [0.1, 0.9, 0.3, 1.0],
+                         [-0.9, 0.5, 0.5, 1.0], [0.9, 0.6, 0.5, 1.0], [0.0, -0.9, 0.5, 1.0]]])
+    tri = torch.tensor([[0, 1, 2], [3, 4, 5]], dtype=torch.int32)
+    return pos, tri
+
+
+@pytest.mark.parametrize("ctx_type", [dr.RasterizeCudaContext, dr.RasterizeGLContext])
+def test_rasterize_and_interpolate_match_functional_api(ctx_type):
+    pos, tri = _tri_scene()
+    glctx = ctx_type()
+    rast, rast_db = dr.rasterize(glctx, pos, tri, resolution=[16, 24])
+    r2, db2 = rastlit.rasterize(pos, tri, (16, 24))
+    assert torch.equal(rast, r2) and torch.equal(rast_db, db2)
+    col = torch.rand(6, 3)
+    out, da = dr.interpolate(col[None], rast, tri, rast_db=rast_db, diff_attrs="all")
+    o2, d2 = rastlit.interpolate(col[None], r2, tri, db2, diff_attrs="all")
+    assert torch.equal(out, o2) and torch.equal(da, d2)
+    out, da = dr.interpolate(col, rast, tri)
+    assert da.shape == (1, 16, 24, 0)  # nvdiffrast: empty derivative tensor without diff_attrs
+
+
+def test_gl_context_without_db_and_ranges_placeholder():
+    pos, tri = _tri_scene()
+    glctx = dr.RasterizeGLContext(output_db=False)
+    # nvdiffrast passes an empty [0,2] ranges for instanced mode; accepted here too.
+    rast, rast_db = dr.rasterize(glctx, pos, tri, (8, 8), ranges=torch.empty(0, 2, dtype=torch.int32))
+    assert rast_db.shape == (1, 8, 8, 0)
+    assert torch.equal(rast, rastlit.rasterize(pos, tri, (8, 8))[0])
+    # interpolate treats an empty rast_db as none
+    out, _ = dr.interpolate(torch.ones(6, 1), rast, tri, rast_db=rast_db)
+    torch.testing.assert_close(out[..., 0], (rast[..., 3] > 0).float())
+
+
+def test_context_first_signature_is_enforced():
+    pos, tri = _tri_scene()
+    with pytest.raises(TypeError, match="RasterizeCudaContext or RasterizeGLContext"):
+        dr.rasterize(pos, pos, tri, (8, 8))
+    with pytest.raises(ValueError, match="mode"):
+        dr.RasterizeGLContext(mode="fast")
+    with pytest.raises(RuntimeError, match="manual"):
+        dr.RasterizeGLContext().set_context()
+
+
+def test_depth_peeler_context_rules():
+    pos, tri = _tri_scene()
+    glctx = dr.RasterizeCudaContext()
+    with dr.DepthPeeler(glctx, pos, tri, (12, 12)) as peeler:
+        with pytest.raises(RuntimeError, match="during depth peeling"):
+            dr.rasterize(glctx, pos, tri, (12, 12))
+        with pytest.raises(RuntimeError, match="multiple depth peelers"):
+            with dr.DepthPeeler(glctx, pos, tri, (12, 12)):
+                pass
+        l0, _ = peeler.rasterize_next_layer()
+        l1, _ = peeler.rasterize_next_layer()
+    assert torch.equal(l0, rastlit.rasterize(pos, tri, (12, 12))[0])
+    both = (l0[..., 3] > 0) & (l1[..., 3] > 0)
+    assert both.any() and torch.all(l1[..., 3][both] != l0[..., 3][both])
+    with pytest.raises(RuntimeError, match="re-enter"):
+        with peeler:
+            pass
+    # the context is free again
+    dr.rasterize(glctx, pos, tri, (12, 12))
+
+
+def test_log_level():
+    old = dr.get_log_level()
+    try:
+        dr.set_log_level(2)
+        assert dr.get_log_level() == 2
+        with pytest.raises(ValueError, match="level"):
+            dr.set_log_level(7)
+    finally:
+        dr.set_log_level(old)
