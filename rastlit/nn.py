@@ -1,0 +1,343 @@
+"""``torch.nn.Module`` layers over the functional ops.
+
+Each layer holds its op's settings (resolution, filter and boundary modes, sigma, K...) as
+constructor arguments, shows them in ``repr`` and takes the tensors in ``forward`` in the order of
+the functional op, so a model reads like nvdiffrast code with the settings moved out::
+
+    raster = rastlit.nn.Rasterize((256, 256))
+    interp = rastlit.nn.Interpolate()
+    aa = rastlit.nn.Antialias()
+
+    rast, rast_db = raster(pos_clip, tri)
+    color, _ = interp(vertex_colors, rast, tri)
+    color = aa(color, rast, pos_clip, tri)
+
+Derived state that only depends on an input which usually stays fixed is cached: the mip pyramid
+of a texture that does not require grad (``Texture``) and the edge topology of the triangle
+tensor (``Antialias``). A cache entry is keyed on the tensor's identity, shape, device, dtype and
+in-place version counter, so it is rebuilt whenever the input changes (a new tensor, an in-place
+edit, ``.to(device)``), never silently reused. Caches are plain attributes, not state-dict entries.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from . import ops
+
+__all__ = ["Rasterize", "Interpolate", "Texture", "Antialias", "SoftRasterize", "DepthPeel", "MeshRenderer", "RenderOutput"]
+
+
+def _tensor_key(t: torch.Tensor) -> tuple:
+    """Identity of a tensor's current contents: storage, view, device, dtype and version."""
+    return (t.data_ptr(), tuple(t.shape), tuple(t.stride()), t.device, t.dtype, t._version)
+
+
+class Rasterize(nn.Module):
+    """:func:`rastlit.rasterize` with a fixed ``resolution`` and ``grad_db``.
+
+    ``forward(pos, tri, ranges=None) -> (rast, rast_db)``: pos ``[B,V,4]`` clip space (or ``[V,4]``
+    with ``ranges`` ``[B,2]``), tri ``[T,3]`` int32; outputs ``[B,H,W,4]`` each.
+    """
+
+    def __init__(self, resolution: Sequence[int], grad_db: bool = True):
+        super().__init__()
+        self.resolution = ops._resolution(resolution)
+        self.grad_db = bool(grad_db)
+
+    def forward(self, pos, tri, ranges=None):
+        return ops.rasterize(pos, tri, self.resolution, ranges=ranges, grad_db=self.grad_db)
+
+    def extra_repr(self) -> str:
+        return f"resolution={self.resolution}, grad_db={self.grad_db}"
+
+
+class DepthPeel(nn.Module):
+    """The first ``num_layers`` depth layers (:class:`rastlit.DepthPeeler`) as lists.
+
+    ``forward(pos, tri, ranges=None) -> (rasts, rast_dbs)``, each a list of ``num_layers``
+    tensors ``[B,H,W,4]``, nearest layer first.
+    """
+
+    def __init__(self, resolution: Sequence[int], num_layers: int, grad_db: bool = True):
+        super().__init__()
+        if int(num_layers) < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        self.resolution = ops._resolution(resolution)
+        self.num_layers = int(num_layers)
+        self.grad_db = bool(grad_db)
+
+    def forward(self, pos, tri, ranges=None):
+        rasts, dbs = [], []
+        with ops.DepthPeeler(pos, tri, self.resolution, ranges=ranges, grad_db=self.grad_db) as peeler:
+            for _ in range(self.num_layers):
+                r, d = peeler.rasterize_next_layer()
+                rasts.append(r)
+                dbs.append(d)
+        return rasts, dbs
+
+    def extra_repr(self) -> str:
+        return f"resolution={self.resolution}, num_layers={self.num_layers}, grad_db={self.grad_db}"
+
+
+class Interpolate(nn.Module):
+    """:func:`rastlit.interpolate` with fixed ``diff_attrs``.
+
+    ``forward(attr, rast, tri, rast_db=None) -> (out, out_da)``; ``rast_db`` is required when
+    ``diff_attrs`` is set.
+    """
+
+    def __init__(self, diff_attrs: Sequence[int] | str | None = None):
+        super().__init__()
+        if isinstance(diff_attrs, str) and diff_attrs != "all":
+            raise ValueError(f"diff_attrs must be a list of attribute indices, 'all' or None, got {diff_attrs!r}")
+        self.diff_attrs = diff_attrs if diff_attrs is None or isinstance(diff_attrs, str) else [int(i) for i in diff_attrs]
+
+    def forward(self, attr, rast, tri, rast_db=None):
+        return ops.interpolate(attr, rast, tri, rast_db=rast_db, diff_attrs=self.diff_attrs)
+
+    def extra_repr(self) -> str:
+        return f"diff_attrs={self.diff_attrs!r}"
+
+
+class Texture(nn.Module):
+    """:func:`rastlit.texture` with fixed filter and boundary modes.
+
+    ``forward(tex, uv, uv_da=None, mip_level_bias=None) -> color`` with tex ``[B,Ht,Wt,C]``, uv
+    ``[B,H,W,2]``, uv_da ``[B,H,W,4]``, mip_level_bias ``[B,H,W]``; color ``[B,H,W,C]``.
+
+    For mipmapped filter modes the pyramid of ``tex`` is cached while ``tex`` does not require
+    grad and stays the same tensor with the same contents; a texture being optimized (requires
+    grad) gets its pyramid rebuilt on every call, so gradients flow through it.
+    """
+
+    _MIPMAPPED = ("linear-mipmap-nearest", "linear-mipmap-linear")
+
+    def __init__(self, filter_mode: str = "auto", boundary_mode: str = "wrap", max_mip_level: int | None = None):
+        super().__init__()
+        self.filter_mode = filter_mode
+        self.boundary_mode = boundary_mode
+        self.max_mip_level = max_mip_level
+        self._mip_key = None
+        self._mip = None
+
+    def _uses_mip(self, uv_da, mip_level_bias) -> bool:
+        if self.filter_mode == "auto":
+            return uv_da is not None or mip_level_bias is not None
+        return self.filter_mode in self._MIPMAPPED
+
+    def mip(self, tex: torch.Tensor):
+        """The (cached) mip pyramid of ``tex``, or None when ``tex`` requires grad."""
+        if tex.requires_grad and torch.is_grad_enabled():
+            return None
+        key = (_tensor_key(tex), self.max_mip_level)
+        if self._mip_key != key:
+            self._mip = ops.texture_construct_mip(tex, max_mip_level=self.max_mip_level)
+            self._mip_key = key
+        return self._mip
+
+    def forward(self, tex, uv, uv_da=None, mip_level_bias=None):
+        mip = self.mip(tex) if self._uses_mip(uv_da, mip_level_bias) else None
+        return ops.texture(tex, uv, uv_da=uv_da, mip_level_bias=mip_level_bias, mip=mip,
+                           filter_mode=self.filter_mode, boundary_mode=self.boundary_mode,
+                           max_mip_level=self.max_mip_level)
+
+    def extra_repr(self) -> str:
+        return (f"filter_mode={self.filter_mode!r}, boundary_mode={self.boundary_mode!r}, "
+                f"max_mip_level={self.max_mip_level}")
+
+
+class Antialias(nn.Module):
+    """:func:`rastlit.antialias` with a fixed ``pos_gradient_boost``.
+
+    ``forward(color, rast, pos, tri) -> color``. The edge topology of ``tri`` is built once and
+    reused while ``tri`` stays the same tensor with the same contents.
+    """
+
+    def __init__(self, pos_gradient_boost: float = 1.0):
+        super().__init__()
+        self.pos_gradient_boost = float(pos_gradient_boost)
+        self._hash_key = None
+        self._hash = None
+
+    def topology_hash(self, tri: torch.Tensor) -> torch.Tensor:
+        key = _tensor_key(tri)
+        if self._hash_key != key:
+            self._hash = ops.antialias_construct_topology_hash(tri)
+            self._hash_key = key
+        return self._hash
+
+    def forward(self, color, rast, pos, tri):
+        return ops.antialias(color, rast, pos, tri, topology_hash=self.topology_hash(tri),
+                             pos_gradient_boost=self.pos_gradient_boost)
+
+    def extra_repr(self) -> str:
+        return f"pos_gradient_boost={self.pos_gradient_boost}"
+
+
+class SoftRasterize(nn.Module):
+    """:func:`rastlit.rasterize_soft` with fixed resolution, ``faces_per_pixel``, ``blur_radius``
+    and ``sigma`` (PyTorch3D's meaning; the defaults are its silhouette-tutorial settings).
+
+    ``forward(pos, tri) -> SoftRasterOutput`` (see :func:`rastlit.rasterize_soft`).
+    """
+
+    def __init__(self, resolution: Sequence[int], faces_per_pixel: int = 50, sigma: float = 1e-4,
+                 blur_radius: float | None = None, **kwargs):
+        super().__init__()
+        import math
+
+        self.resolution = ops._resolution(resolution)
+        self.faces_per_pixel = int(faces_per_pixel)
+        self.sigma = float(sigma)
+        # PyTorch3D's tutorial: the radius at which a face's probability drops to 1e-4
+        self.blur_radius = float(math.log(1.0 / 1e-4 - 1.0) * self.sigma if blur_radius is None else blur_radius)
+        self.kwargs = dict(kwargs)
+
+    def forward(self, pos, tri):
+        return ops.rasterize_soft(pos, tri, self.resolution, faces_per_pixel=self.faces_per_pixel,
+                                  blur_radius=self.blur_radius, sigma=self.sigma, **self.kwargs)
+
+    def extra_repr(self) -> str:
+        extra = "".join(f", {k}={v!r}" for k, v in self.kwargs.items())
+        return (f"resolution={self.resolution}, faces_per_pixel={self.faces_per_pixel}, sigma={self.sigma}, "
+                f"blur_radius={self.blur_radius:.6g}{extra}")
+
+
+# ------------------------------------------------------------------------------------ renderer
+
+
+class RenderOutput(dict):
+    """The images :class:`MeshRenderer` returns, as a dict with attribute access:
+
+    - ``rgb``: shaded colour composited over the background, ``[B,H,W,3]``;
+    - ``alpha``: coverage, antialiased (``silhouette='antialias'``), soft
+      (``silhouette='soft'``) or hard (``'none'``), ``[B,H,W,1]``;
+    - ``depth``: eye-space depth (distance along the viewing axis, > 0 in front of the camera),
+      0 on background, ``[B,H,W,1]``;
+    - ``normals``: unit world-space normals, 0 on background, ``[B,H,W,3]``;
+    - ``mask``: hard coverage (1 where a triangle is visible), ``[B,H,W,1]``;
+    - ``rast``: the rasterizer output ``[B,H,W,4]`` (always NHWC, row 0 at the bottom).
+
+    With ``layout='nchw'`` the images (not ``rast``) are ``[B,C,H,W]`` with row 0 at the TOP.
+    """
+
+    __getattr__ = dict.__getitem__
+
+
+class MeshRenderer(nn.Module):
+    """Mesh + cameras (+ lights) in, images out.
+
+    ``forward(mesh, cameras, lights=None) -> RenderOutput``: ``mesh`` a :class:`rastlit.mesh.Mesh`
+    (one mesh, drawn in every view; its ``verts`` may require grad, as may a texture), ``cameras``
+    a :class:`rastlit.camera.Camera` batch of ``B`` views, ``lights`` a light or list of lights
+    (:mod:`rastlit.shading`; directions point towards the light). Without lights, a headlight
+    (a directional light from each camera's position) plus the ``ambient`` term is used.
+
+    Settings:
+
+    - ``resolution``: ``(H, W)``.
+    - ``silhouette``: how ``alpha`` (and the colour at silhouette edges) is made: ``'antialias'``
+      (analytic, nvdiffrast-style; gives geometry gradients at silhouettes), ``'soft'``
+      (SoftRas/PyTorch3D soft silhouette from :func:`rastlit.rasterize_soft`, settings in
+      ``soft``), or ``'none'`` (hard coverage, no silhouette gradients).
+    - ``shading``: ``'lambert'``, ``'phong'`` (Blinn-Phong with ``specular``, ``shininess``) or
+      ``'unlit'`` (the albedo as is).
+    - Albedo comes from the texture (``mesh.texture`` sampled at ``mesh.uv`` with mipmapping
+      from the UV derivatives), else the first three vertex colours, else ``default_color``.
+    - ``background``: a number or RGB triple composited where nothing is drawn.
+    - ``layout``: ``'nhwc'`` (rastlit's and nvdiffrast's convention: ``[B,H,W,C]``, row 0 at
+      the bottom, NDC y = -1) or ``'nchw'`` (``[B,C,H,W]`` flipped so that row 0 is the top, as
+      torchvision, torchmetrics and image files expect).
+    """
+
+    def __init__(self, resolution: Sequence[int], silhouette: str = "antialias", shading: str = "lambert",
+                 background=0.0, ambient: float = 0.25, default_color=(0.7, 0.7, 0.7), specular: float = 0.3,
+                 shininess: float = 32.0, filter_mode: str = "auto", boundary_mode: str = "wrap",
+                 soft: dict | None = None, layout: str = "nhwc", pos_gradient_boost: float = 1.0):
+        super().__init__()
+        if silhouette not in ("antialias", "soft", "none"):
+            raise ValueError(f"silhouette must be 'antialias', 'soft' or 'none', got {silhouette!r}")
+        if shading not in ("lambert", "phong", "unlit"):
+            raise ValueError(f"shading must be 'lambert', 'phong' or 'unlit', got {shading!r}")
+        if layout not in ("nhwc", "nchw"):
+            raise ValueError(f"layout must be 'nhwc' or 'nchw', got {layout!r}")
+        self.resolution = ops._resolution(resolution)
+        self.silhouette = silhouette
+        self.shading = shading
+        self.layout = layout
+        self.ambient = float(ambient)
+        self.specular = float(specular)
+        self.shininess = float(shininess)
+        self.register_buffer("background", torch.as_tensor(background, dtype=torch.float32).expand(3).clone(),
+                             persistent=False)
+        self.register_buffer("default_color", torch.as_tensor(default_color, dtype=torch.float32).expand(3).clone(),
+                             persistent=False)
+        self.rasterize = Rasterize(self.resolution)
+        self.texture = Texture(filter_mode=filter_mode, boundary_mode=boundary_mode)
+        self.antialias = Antialias(pos_gradient_boost=pos_gradient_boost)
+        self.soft = SoftRasterize(self.resolution, **(soft or {})) if silhouette == "soft" else None
+
+    def extra_repr(self) -> str:
+        return (f"resolution={self.resolution}, silhouette={self.silhouette!r}, shading={self.shading!r}, "
+                f"layout={self.layout!r}")
+
+    def forward(self, mesh, cameras, lights=None) -> RenderOutput:
+        from . import shading as sh
+
+        verts, faces = mesh.verts, mesh.faces
+        B = len(cameras)
+        clip = cameras.project(verts)  # [B,V,4]
+        rast, rast_db = self.rasterize(clip, faces)
+        dt = clip.dtype
+        mask = (rast[..., 3:4] > 0).to(dt)
+
+        # One interpolate for everything per-vertex: normals, world position, eye depth, colours.
+        normals = mesh.normals if mesh.normals is not None else mesh.vertex_normals()
+        view = cameras.view.to(dt)
+        eye_depth = -(torch.einsum("vk,bk->bv", verts, view[:, 2, :3]) + view[:, 2, 3:4])  # [B,V]
+        parts = [normals.expand(B, -1, -1), verts.expand(B, -1, -1), eye_depth.unsqueeze(-1)]
+        use_vc = mesh.texture is None and mesh.vertex_colors is not None
+        if use_vc:
+            parts.append(mesh.vertex_colors[:, :3].to(dt).expand(B, -1, -1))
+        attr = torch.cat(parts, -1).contiguous()
+        feat, _ = ops.interpolate(attr, rast, faces)
+        n = sh.safe_normalize(feat[..., 0:3])
+        p, depth = feat[..., 3:6], feat[..., 6:7]
+
+        if mesh.texture is not None:
+            uv, uv_da = ops.interpolate(mesh.uv[None].to(dt), rast, mesh.uv_faces, rast_db, diff_attrs="all")
+            albedo = self.texture(mesh.texture[None].to(dt), uv, uv_da)[..., :3]
+        elif use_vc:
+            albedo = feat[..., 7:10]
+        else:
+            albedo = self.default_color.to(dt).expand_as(n)
+
+        if lights is None:
+            lights = [sh.DirectionalLight(cameras.eye.to(dt))]
+        if self.shading == "lambert":
+            color = sh.lambertian(n, albedo, lights, ambient=self.ambient, positions=p)
+        elif self.shading == "phong":
+            color = sh.blinn_phong(n, p, cameras.eye.to(dt), albedo, lights, specular=self.specular,
+                                   shininess=self.shininess, ambient=self.ambient)
+        else:
+            color = albedo
+        bg = self.background.to(dt)
+        rgb = color * mask + bg * (1 - mask)
+
+        if self.silhouette == "antialias":
+            rgba = self.antialias(torch.cat([rgb, mask], -1).contiguous(), rast, clip, faces)
+            rgb, alpha = rgba[..., :3], rgba[..., 3:4]
+        elif self.silhouette == "soft":
+            alpha = self.soft(clip, faces).alpha.unsqueeze(-1)
+        else:
+            alpha = mask
+
+        out = RenderOutput(rgb=rgb, alpha=alpha, depth=depth * mask, normals=n * mask, mask=mask)
+        if self.layout == "nchw":
+            out = RenderOutput({k: v.flip(1).permute(0, 3, 1, 2) for k, v in out.items()})
+        out["rast"] = rast
+        return out
