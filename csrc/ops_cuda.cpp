@@ -31,7 +31,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> interpolate_bwd_op(const at::Tens
                                                                   const at::Tensor& grad_out,
                                                                   const c10::optional<at::Tensor>& grad_out_da);
 
-// (texture: op declarations)
+at::Tensor texture_fwd_op(const at::Tensor& tex, at::TensorList mips, const at::Tensor& uv,
+                          const c10::optional<at::Tensor>& uv_da, const c10::optional<at::Tensor>& mip_level_bias,
+                          int64_t filter_mode, int64_t boundary_mode);
+std::tuple<at::Tensor, std::vector<at::Tensor>, at::Tensor, at::Tensor, at::Tensor> texture_bwd_op(
+    const at::Tensor& tex, at::TensorList mips, const at::Tensor& uv, const c10::optional<at::Tensor>& uv_da,
+    const c10::optional<at::Tensor>& mip_level_bias, int64_t filter_mode, int64_t boundary_mode,
+    const at::Tensor& grad_out);
 
 // (antialias: op declarations)
 
@@ -69,7 +75,8 @@ TORCH_LIBRARY_IMPL(rastlit, CUDA, m) {
   m.impl("interpolate_fwd", &interpolate_fwd_op);
   m.impl("interpolate_bwd", &interpolate_bwd_op);
 
-  // (texture: CUDA impls)
+  m.impl("texture_fwd", &texture_fwd_op);
+  m.impl("texture_bwd", &texture_bwd_op);
 
   // (antialias: CUDA impls)
 

@@ -1,6 +1,22 @@
 """rastlit: a differentiable triangle rasterizer for PyTorch, with nvdiffrast's conventions."""
 
-from .ops import MAX_RESOLUTION, MAX_TRIANGLES, DepthPeeler, interpolate, rasterize
+from .ops import (
+    MAX_RESOLUTION,
+    MAX_TRIANGLES,
+    DepthPeeler,
+    interpolate,
+    rasterize,
+    texture,
+    texture_construct_mip,
+)
 
-__all__ = ["rasterize", "interpolate", "DepthPeeler", "MAX_RESOLUTION", "MAX_TRIANGLES"]
+__all__ = [
+    "rasterize",
+    "interpolate",
+    "texture",
+    "texture_construct_mip",
+    "DepthPeeler",
+    "MAX_RESOLUTION",
+    "MAX_TRIANGLES",
+]
 __version__ = "0.1.0"
