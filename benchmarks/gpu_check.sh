@@ -25,7 +25,10 @@ fi
 echo "built in $(( $(date +%s) - start )) s"
 
 echo "== cuda tests"
-"$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py 2>&1 | tee "$logs/cuda_tests.txt"
+# every op's GPU tests (marker `cuda`): CUDA against the CPU kernels
+op_tests=$(ls tests/test_cuda.py tests/test_texture.py tests/test_antialias.py tests/test_rasterize_soft.py \
+  tests/test_depth_peel.py 2>/dev/null)
+"$PY" -m pytest -q -p no:cacheprovider -m cuda $op_tests 2>&1 | tee "$logs/cuda_tests.txt"
 cuda_rc=${PIPESTATUS[0]}
 
 echo "== cpu tests (same build)"
@@ -33,6 +36,10 @@ echo "== cpu tests (same build)"
   | tee "$logs/cpu_tests.txt"
 
 echo "== benchmark"
+for b in bench_texture bench_antialias bench_rasterize_soft bench_depth_peel; do
+  [ -f "benchmarks/$b.py" ] && timeout 120 "$PY" "benchmarks/$b.py" --device cuda 2>&1 | tee "$logs/$b.txt"
+done
+# the rasterize + interpolate table, last
 "$PY" benchmarks/bench_ops.py --device cuda 2>&1 | tee "$logs/bench_cuda.txt"
 echo "cuda tests exit code: $cuda_rc"
 exit "$cuda_rc"
