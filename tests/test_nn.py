@@ -103,3 +103,43 @@ def test_mesh_renderer_bad_settings():
         rnn.MeshRenderer((8, 8), shading="toon")
     with pytest.raises(ValueError, match="layout"):
         rnn.MeshRenderer((8, 8), layout="hwc")
+
+
+def test_texture_layer_caches_the_pyramid_until_the_texture_changes():
+    g = torch.Generator().manual_seed(0)
+    tex = torch.rand(1, 16, 16, 3, generator=g)
+    uv = torch.rand(1, 8, 8, 2, generator=g)
+    uv_da = torch.full((1, 8, 8, 4), 0.3)
+    layer = rnn.Texture(filter_mode="linear-mipmap-linear", boundary_mode="clamp")
+    a = layer(tex, uv, uv_da)
+    mip = layer._mip
+    torch.testing.assert_close(a, rastlit.texture(tex, uv, uv_da, filter_mode="linear-mipmap-linear",
+                                                  boundary_mode="clamp"))
+    layer(tex, uv, uv_da)
+    assert layer._mip is mip  # reused
+    tex.mul_(0.5)  # in-place edit: the version counter changes, the pyramid is rebuilt
+    b = layer(tex, uv, uv_da)
+    assert layer._mip is not mip
+    torch.testing.assert_close(b, 0.5 * a)
+    # a texture being optimized gets no cached pyramid, and its gradient flows through the levels
+    t = tex.clone().requires_grad_()
+    layer(t, uv, uv_da).sum().backward()
+    assert t.grad is not None and t.grad.abs().sum() > 0
+    assert "linear-mipmap-linear" in repr(layer)
+
+
+def test_mesh_renderer_samples_the_texture():
+    m = uv_sphere(16, 32)
+    # a texture that is red in its left half (u < 0.5) and blue in its right half
+    tex = torch.zeros(32, 64, 3)
+    tex[:, :32, 0] = 1.0
+    tex[:, 32:, 2] = 1.0
+    m = Mesh(m.verts, m.faces, uv=m.uv, uv_faces=m.uv_faces, texture=tex)
+    cams = PerspectiveCamera.orbit(4, radius=3.0, elevation_deg=0.0, resolution=(32, 32))
+    out = rnn.MeshRenderer((32, 32), silhouette="none", shading="unlit")(m, cams)
+    mask = out.mask[..., 0] > 0
+    rgb = out.rgb[mask]
+    # every visible pixel is (a blend of) the two texture colours, and both appear
+    torch.testing.assert_close(rgb[:, 1], torch.zeros_like(rgb[:, 1]))
+    torch.testing.assert_close(rgb[:, 0] + rgb[:, 2], torch.ones_like(rgb[:, 0]), atol=1e-5, rtol=0)
+    assert (rgb[:, 0] > 0.99).sum() > 50 and (rgb[:, 2] > 0.99).sum() > 50
