@@ -8,6 +8,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "antialias/antialias.h"
 #include "interpolate/interpolate.h"
 #include "rasterize/rasterize.h"
 #include "texture/texture.h"
@@ -556,6 +557,133 @@ std::tuple<at::Tensor, std::vector<at::Tensor>, at::Tensor, at::Tensor, at::Tens
 
 // (antialias: op functions)
 
+namespace {
+
+struct AntialiasShape {
+  int64_t num_views, height, width, num_channels, num_vertices;
+  bool pos_batched;
+};
+
+AntialiasShape check_antialias_inputs(const at::Tensor& color, const at::Tensor& rast, const at::Tensor& pos,
+                                      const at::Tensor& tri, const at::Tensor& topology_hash) {
+  check_device_supported(color, "color");
+  check_float(color, "color");
+  TORCH_CHECK_VALUE(color.dim() == 4, "color must have shape [B,H,W,C], got ", shape_str(color));
+  AntialiasShape s{};
+  s.num_views = color.size(0);
+  s.height = color.size(1);
+  s.width = color.size(2);
+  s.num_channels = color.size(3);
+  check_image(rast, "rast", s.num_views, s.height, s.width, 4);
+  for (const auto& [t, name] : {std::pair<const at::Tensor*, const char*>{&rast, "rast"}, {&pos, "pos"}}) {
+    check_same_dtype(*t, color, name, "color");
+    check_same_device(*t, color, name, "color");
+  }
+  check_same_device(tri, color, "tri", "color");
+  check_same_device(topology_hash, color, "topology_hash", "color");
+  if (pos.dim() == 3) {
+    TORCH_CHECK_VALUE(pos.size(0) == s.num_views && pos.size(2) == 4,
+                      "pos must have shape [B,V,4] with B = color.shape[0] = ", s.num_views,
+                      " (instanced mode) or [V,4] (range mode: one vertex set for all views), got ", shape_str(pos));
+    s.pos_batched = true;
+    s.num_vertices = pos.size(1);
+  } else {
+    TORCH_CHECK_VALUE(pos.dim() == 2 && pos.size(1) == 4,
+                      "pos must have shape [B,V,4] (instanced mode) or [V,4] (range mode), got ", shape_str(pos));
+    s.pos_batched = false;
+    s.num_vertices = pos.size(0);
+  }
+  check_tri(tri, s.num_vertices);
+  check_int32(topology_hash, "topology_hash");
+  TORCH_CHECK_VALUE(topology_hash.dim() == 2 && topology_hash.size(0) == tri.size(0) && topology_hash.size(1) == 3,
+                    "topology_hash must have shape [T,3] = [", tri.size(0), ",3] to match tri; got ",
+                    shape_str(topology_hash), ": build it with antialias_construct_topology_hash(tri) for this tri");
+  if (topology_hash.numel() > 0) {
+    const auto mm = at::aminmax(topology_hash);
+    const int64_t lo = std::get<0>(mm).item<int64_t>(), hi = std::get<1>(mm).item<int64_t>();
+    TORCH_CHECK_INDEX(lo >= kAaNonManifold && hi < s.num_vertices, "topology_hash holds values in [", lo, ", ", hi,
+                      "], but it must hold vertex indices in [0, ", s.num_vertices,
+                      ") or -1 / -2: build it with antialias_construct_topology_hash(tri) for this tri");
+  }
+  return s;
+}
+
+template <typename scalar_t>
+AntialiasParams<scalar_t> antialias_params(const AntialiasShape& s, const at::Tensor& color, const at::Tensor& rast,
+                                           const at::Tensor& pos, const at::Tensor& tri, const at::Tensor& hash,
+                                           const at::Tensor& work) {
+  AntialiasParams<scalar_t> p{};
+  p.color = color.data_ptr<scalar_t>();
+  p.rast = rast.data_ptr<scalar_t>();
+  p.pos = pos.data_ptr<scalar_t>();
+  p.pos_batched = s.pos_batched;
+  p.tri = tri.data_ptr<int32_t>();
+  p.opp = hash.data_ptr<int32_t>();
+  p.num_vertices = s.num_vertices;
+  p.num_triangles = tri.size(0);
+  p.num_views = s.num_views;
+  p.num_channels = s.num_channels;
+  p.height = int(s.height);
+  p.width = int(s.width);
+  p.work = work.data_ptr<int32_t>();
+  p.num_threads = at::get_num_threads();
+  return p;
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> antialias_fwd_op(const at::Tensor& color_in, const at::Tensor& rast_in,
+                                                    const at::Tensor& pos_in, const at::Tensor& tri_in,
+                                                    const at::Tensor& hash_in, double pos_gradient_boost) {
+  (void)pos_gradient_boost;  // scales the backward's position gradient only
+  const AntialiasShape s = check_antialias_inputs(color_in, rast_in, pos_in, tri_in, hash_in);
+  const at::Tensor color = color_in.contiguous(), rast = rast_in.contiguous(), pos = pos_in.contiguous();
+  const at::Tensor tri = tri_in.contiguous(), hash = hash_in.contiguous();
+  at::Tensor out = at::empty_like(color, at::MemoryFormat::Contiguous);
+  at::Tensor work = at::empty({s.num_views, s.height, s.width, 2}, color.options().dtype(at::kInt));
+  if (color.is_cuda()) check_rast_ids(rast, tri.size(0), "antialias");
+  AT_DISPATCH_FLOATING_TYPES(color.scalar_type(), "antialias_fwd", [&] {
+    auto p = antialias_params<scalar_t>(s, color, rast, pos, tri, hash, work);
+    p.out = out.data_ptr<scalar_t>();
+    launch(color, "antialias", [&] { return antialias_fwd_cpu(p); },
+           [&](const auto& ws) { return antialias_fwd_cuda(p, ws); });
+  });
+  return {out, work};
+}
+
+std::tuple<at::Tensor, at::Tensor> antialias_bwd_op(const at::Tensor& color_in, const at::Tensor& rast_in,
+                                                    const at::Tensor& pos_in, const at::Tensor& tri_in,
+                                                    const at::Tensor& hash_in, const at::Tensor& work_in,
+                                                    const at::Tensor& grad_out_in) {
+  const AntialiasShape s = check_antialias_inputs(color_in, rast_in, pos_in, tri_in, hash_in);
+  check_int32(work_in, "work");
+  check_image(work_in, "work", s.num_views, s.height, s.width, 2);
+  check_same_device(work_in, color_in, "work", "color");
+  check_image(grad_out_in, "grad_out", s.num_views, s.height, s.width, s.num_channels);
+  check_same_dtype(grad_out_in, color_in, "grad_out", "color");
+  check_same_device(grad_out_in, color_in, "grad_out", "color");
+  const at::Tensor color = color_in.contiguous(), rast = rast_in.contiguous(), pos = pos_in.contiguous();
+  const at::Tensor tri = tri_in.contiguous(), hash = hash_in.contiguous(), work = work_in.contiguous();
+  const at::Tensor grad_out = grad_out_in.contiguous();
+  if (work.numel() > 0) {
+    const auto mm = at::aminmax(work);
+    TORCH_CHECK_VALUE(std::get<0>(mm).item<int>() >= 0 && std::get<1>(mm).item<int>() <= 6,
+                      "work must be the second output of antialias_fwd (codes in [0, 6])");
+  }
+  if (color.is_cuda()) check_rast_ids(rast, tri.size(0), "antialias backward");
+  at::Tensor grad_color = at::empty_like(color, at::MemoryFormat::Contiguous);
+  at::Tensor grad_pos = at::zeros_like(pos);
+  AT_DISPATCH_FLOATING_TYPES(color.scalar_type(), "antialias_bwd", [&] {
+    auto p = antialias_params<scalar_t>(s, color, rast, pos, tri, hash, work);
+    p.grad_out = grad_out.data_ptr<scalar_t>();
+    p.grad_color = grad_color.data_ptr<scalar_t>();
+    p.grad_pos = grad_pos.data_ptr<scalar_t>();
+    launch(color, "antialias backward", [&] { return antialias_bwd_cpu(p); },
+           [&](const auto& ws) { return antialias_bwd_cuda(p, ws); });
+  });
+  return {grad_color, grad_pos};
+}
+
 // ----------------------------------------------------------------------------- rasterize_soft
 
 // (rasterize_soft: op functions)
@@ -577,6 +705,8 @@ TORCH_LIBRARY(rastlit, m) {
   m.def("texture_bwd(Tensor tex, Tensor[] mips, Tensor uv, Tensor? uv_da, Tensor? mip_level_bias, int filter_mode, int boundary_mode, Tensor grad_out) -> (Tensor, Tensor[], Tensor, Tensor, Tensor)");
 
   // (antialias: schemas)
+  m.def("antialias_fwd(Tensor color, Tensor rast, Tensor pos, Tensor tri, Tensor topology_hash, float pos_gradient_boost) -> (Tensor, Tensor)");
+  m.def("antialias_bwd(Tensor color, Tensor rast, Tensor pos, Tensor tri, Tensor topology_hash, Tensor work, Tensor grad_out) -> (Tensor, Tensor)");
 
   // (rasterize_soft: schemas)
 }
@@ -591,6 +721,8 @@ TORCH_LIBRARY_IMPL(rastlit, CPU, m) {
   m.impl("texture_bwd", &texture_bwd_op);
 
   // (antialias: CPU impls)
+  m.impl("antialias_fwd", &antialias_fwd_op);
+  m.impl("antialias_bwd", &antialias_bwd_op);
 
   // (rasterize_soft: CPU impls)
 }

@@ -40,6 +40,13 @@ std::tuple<at::Tensor, std::vector<at::Tensor>, at::Tensor, at::Tensor, at::Tens
     const at::Tensor& grad_out);
 
 // (antialias: op declarations)
+std::tuple<at::Tensor, at::Tensor> antialias_fwd_op(const at::Tensor& color, const at::Tensor& rast,
+                                                    const at::Tensor& pos, const at::Tensor& tri,
+                                                    const at::Tensor& topology_hash, double pos_gradient_boost);
+std::tuple<at::Tensor, at::Tensor> antialias_bwd_op(const at::Tensor& color, const at::Tensor& rast,
+                                                    const at::Tensor& pos, const at::Tensor& tri,
+                                                    const at::Tensor& topology_hash, const at::Tensor& work,
+                                                    const at::Tensor& grad_out);
 
 // (rasterize_soft: op declarations)
 
@@ -79,6 +86,8 @@ TORCH_LIBRARY_IMPL(rastlit, CUDA, m) {
   m.impl("texture_bwd", &texture_bwd_op);
 
   // (antialias: CUDA impls)
+  m.impl("antialias_fwd", &antialias_fwd_op);
+  m.impl("antialias_bwd", &antialias_bwd_op);
 
   // (rasterize_soft: CUDA impls)
 }

@@ -315,6 +315,109 @@ def texture(
 # (antialias: public functions)
 
 
+def antialias_construct_topology_hash(tri: torch.Tensor) -> torch.Tensor:
+    """The edge topology of a mesh, for :func:`antialias`.
+
+    Args:
+        tri: ``[T,3]`` int32 vertex indices (vertices must be welded: triangles that share an edge
+            must share its two vertex indices, or the edge counts as a mesh boundary).
+
+    Returns:
+        ``[T,3]`` int32 on ``tri``'s device: entry ``[t, k]`` is the vertex opposite edge ``k`` of
+        triangle ``t`` (the edge from vertex ``k+1`` to ``k+2``) in the other triangle that shares
+        the edge, ``-1`` if none does (a mesh boundary, always a silhouette) or ``-2`` if two or
+        more others do (non-manifold: never a silhouette) or the triangle is degenerate (a repeated
+        vertex index; such a triangle covers nothing and pairs with no other).
+    """
+    if not isinstance(tri, torch.Tensor):
+        raise TypeError(f"tri must be a torch.Tensor, got {type(tri).__name__}")
+    if tri.dtype != torch.int32:
+        raise TypeError(f"tri must be int32, got {tri.dtype} (convert with .int())")
+    if tri.dim() != 2 or tri.shape[1] != 3:
+        raise ValueError(f"tri must have shape [T,3], got {list(tri.shape)}")
+    t = tri.long()
+    n = t.shape[0]
+    if n == 0:
+        return torch.empty((0, 3), dtype=torch.int32, device=tri.device)
+    if int(t.min()) < 0:
+        raise IndexError(f"tri holds a negative vertex index ({int(t.min())})")
+    a = t[:, [1, 2, 0]].reshape(-1)  # edge k runs from vertex k+1 to vertex k+2
+    b = t[:, [2, 0, 1]].reshape(-1)
+    own = t.reshape(-1)  # the vertex opposite edge k in its own triangle is vertex k
+    lo, hi = torch.minimum(a, b), torch.maximum(a, b)
+    key = lo * 2**31 + hi  # indices are int32
+    # Degenerate triangles (a repeated vertex) cover nothing: their edges pair with no other.
+    deg = ((t[:, 0] == t[:, 1]) | (t[:, 1] == t[:, 2]) | (t[:, 0] == t[:, 2])).repeat_interleave(3)
+    key = torch.where(deg, -1 - torch.arange(key.numel(), device=key.device), key)
+    order = torch.argsort(key, stable=True)
+    ks = key[order]
+    first = torch.ones_like(ks, dtype=torch.bool)
+    first[1:] = ks[1:] != ks[:-1]
+    run = torch.cumsum(first.long(), 0) - 1
+    count = torch.bincount(run)[run]
+    # In a run of two, each edge's partner is the other one.
+    idx = torch.arange(ks.numel(), device=ks.device)
+    partner = torch.where(first, idx + 1, idx - 1).clamp(0, ks.numel() - 1)
+    opp_sorted = torch.full_like(ks, -1)
+    pair = count == 2
+    opp_sorted[pair] = own[order[partner[pair]]]
+    opp_sorted[count >= 3] = -2
+    opp_sorted[deg[order]] = -2
+    out = torch.empty_like(opp_sorted)
+    out[order] = opp_sorted
+    return out.view(n, 3).to(torch.int32)
+
+
+def antialias(
+    color: torch.Tensor,
+    rast: torch.Tensor,
+    pos: torch.Tensor,
+    tri: torch.Tensor,
+    topology_hash: torch.Tensor | None = None,
+    pos_gradient_boost: float = 1.0,
+) -> torch.Tensor:
+    """Analytic antialiasing of silhouette and occlusion edges, with visibility gradients to ``pos``.
+
+    Method of Laine et al. 2020 (nvdiffrast, sec. 3.4). Every pair of horizontally or vertically
+    adjacent pixels with different triangle ids is examined. Its front pixel is the covered one
+    (the other is background) or the one with the smaller z/w. If the segment between the two
+    pixel centres leaves the front pixel's triangle through a silhouette edge — a mesh boundary,
+    or an edge whose other triangle folds over to the same side on screen (one faces the camera,
+    one faces away) — whose two vertices have w > 0, the edge's crossing point ``s`` (0 at the
+    front pixel's centre, 1 at the other's) sets the blend: with ``d = s - 1/2``, the pixel in whose
+    half the edge crosses gets ``out += d * (color[front] - color[other])`` (so the other pixel
+    takes up to half of the front colour when ``d > 0``, and the front pixel up to half of the other
+    colour when ``d < 0``). All blends read the input colours and add up.
+
+    Args:
+        color: ``[B,H,W,C]`` shaded image.
+        rast: ``[B,H,W,4]``, the first output of :func:`rasterize` for ``pos`` and ``tri``.
+        pos: the clip-space positions given to :func:`rasterize`: ``[B,V,4]`` or ``[V,4]`` (range
+            mode: the same vertices for every view).
+        tri: ``[T,3]`` int32, the triangles given to :func:`rasterize`.
+        topology_hash: the output of :func:`antialias_construct_topology_hash` for ``tri``; built
+            on every call when None (pass it in to skip that).
+        pos_gradient_boost: factor applied to the gradient sent to ``pos``.
+
+    Returns:
+        ``[B,H,W,C]``. Gradients reach ``color`` and the x, y, w of ``pos`` (through the edge
+        crossings); z, ``rast`` and the ids carry none.
+
+    Each edge is handled along one axis only (horizontal pairs take edges steeper than 45 degrees
+    on screen, vertical pairs the others). As in the paper, only the front pixel's own triangle
+    is examined: where the triangle along a silhouette is thinner than a pixel on screen (the rim
+    of a finely tessellated smooth surface) the pair is usually not antialiased. Vertices must
+    be welded (see :func:`antialias_construct_topology_hash`). Under
+    ``torch.compile(fullgraph=True)`` pass a precomputed ``topology_hash``.
+    """
+    if isinstance(color, torch.Tensor):
+        _check_device_supported(color.device, "color")
+    if topology_hash is None:
+        topology_hash = antialias_construct_topology_hash(tri)
+    out, _work = _ops.antialias_fwd(color, rast, pos, tri, topology_hash, float(pos_gradient_boost))
+    return out
+
+
 # (rasterize_soft: public functions)
 
 
@@ -439,6 +542,46 @@ torch.library.register_autograd("rastlit::texture_fwd", _texture_backward, setup
 
 
 # (antialias: fake kernels and autograd)
+
+
+@torch.library.register_fake("rastlit::antialias_fwd")
+def _antialias_fwd_fake(color, rast, pos, tri, topology_hash, pos_gradient_boost):
+    b, h, w = color.shape[0], color.shape[1], color.shape[2]
+    return torch.empty_like(color, memory_format=torch.contiguous_format), color.new_empty((b, h, w, 2), dtype=torch.int32)
+
+
+@torch.library.register_fake("rastlit::antialias_bwd")
+def _antialias_bwd_fake(color, rast, pos, tri, topology_hash, work, grad_out):
+    return torch.empty_like(color, memory_format=torch.contiguous_format), torch.empty_like(pos)
+
+
+def _antialias_setup(ctx, inputs, output):
+    color, rast, pos, tri, topology_hash, boost = inputs
+    _out, work = output
+    ctx.boost = float(boost)
+    ctx.mark_non_differentiable(work)
+    ctx.set_materialize_grads(False)
+    ctx.save_for_backward(color, rast, pos, tri, topology_hash, work)
+
+
+def _antialias_backward(ctx, grad_out, _grad_work):
+    color, rast, pos, tri, topology_hash, work = ctx.saved_tensors
+    if grad_out is None:
+        return None, None, None, None, None, None
+    grad_color, grad_pos = _ops.antialias_bwd(color, rast, pos, tri, topology_hash, work, grad_out)
+    if ctx.boost != 1.0:
+        grad_pos = grad_pos * ctx.boost
+    return (
+        grad_color if ctx.needs_input_grad[0] else None,
+        None,
+        grad_pos if ctx.needs_input_grad[2] else None,
+        None,
+        None,
+        None,
+    )
+
+
+torch.library.register_autograd("rastlit::antialias_fwd", _antialias_backward, setup_context=_antialias_setup)
 
 
 # (rasterize_soft: fake kernels and autograd)
