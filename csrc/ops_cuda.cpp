@@ -39,7 +39,6 @@ std::tuple<at::Tensor, std::vector<at::Tensor>, at::Tensor, at::Tensor, at::Tens
     const c10::optional<at::Tensor>& mip_level_bias, int64_t filter_mode, int64_t boundary_mode,
     const at::Tensor& grad_out);
 
-// (antialias: op declarations)
 std::tuple<at::Tensor, at::Tensor> antialias_fwd_op(const at::Tensor& color, const at::Tensor& rast,
                                                     const at::Tensor& pos, const at::Tensor& tri,
                                                     const at::Tensor& topology_hash, double pos_gradient_boost);
@@ -48,7 +47,13 @@ std::tuple<at::Tensor, at::Tensor> antialias_bwd_op(const at::Tensor& color, con
                                                     const at::Tensor& topology_hash, const at::Tensor& work,
                                                     const at::Tensor& grad_out);
 
-// (rasterize_soft: op declarations)
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_soft_fwd_op(
+    const at::Tensor& pos, const at::Tensor& tri, int64_t height, int64_t width, int64_t faces_per_pixel,
+    double blur_radius, bool perspective_correct, const c10::optional<at::Tensor>& ranges);
+at::Tensor rasterize_soft_bwd_op(const at::Tensor& pos, const at::Tensor& tri, const at::Tensor& face_ids,
+                                 double blur_radius, bool perspective_correct, const c10::optional<at::Tensor>& ranges,
+                                 const at::Tensor& grad_zbuf, const at::Tensor& grad_bary,
+                                 const at::Tensor& grad_dists);
 
 namespace {
 
@@ -85,11 +90,11 @@ TORCH_LIBRARY_IMPL(rastlit, CUDA, m) {
   m.impl("texture_fwd", &texture_fwd_op);
   m.impl("texture_bwd", &texture_bwd_op);
 
-  // (antialias: CUDA impls)
   m.impl("antialias_fwd", &antialias_fwd_op);
   m.impl("antialias_bwd", &antialias_bwd_op);
 
-  // (rasterize_soft: CUDA impls)
+  m.impl("rasterize_soft_fwd", &rasterize_soft_fwd_op);
+  m.impl("rasterize_soft_bwd", &rasterize_soft_bwd_op);
 }
 
 }  // namespace rastlit

@@ -188,13 +188,11 @@ class SoftRasterize(nn.Module):
     def __init__(self, resolution: Sequence[int], faces_per_pixel: int = 50, sigma: float = 1e-4,
                  blur_radius: float | None = None, **kwargs):
         super().__init__()
-        import math
-
         self.resolution = ops._resolution(resolution)
         self.faces_per_pixel = int(faces_per_pixel)
         self.sigma = float(sigma)
-        # PyTorch3D's tutorial: the radius at which a face's probability drops to 1e-4
-        self.blur_radius = float(math.log(1.0 / 1e-4 - 1.0) * self.sigma if blur_radius is None else blur_radius)
+        # default as PyTorch3D's tutorial: the squared distance at which a face's probability is 1e-4
+        self.blur_radius = float(ops.soft_blur_radius(self.sigma) if blur_radius is None else blur_radius)
         self.kwargs = dict(kwargs)
 
     def forward(self, pos, tri):

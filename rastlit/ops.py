@@ -15,7 +15,9 @@ Conventions (same as nvdiffrast):
 
 from __future__ import annotations
 
-from typing import Sequence
+import math
+import operator
+from typing import NamedTuple, Sequence
 
 import torch
 
@@ -30,7 +32,6 @@ MAX_TRIANGLES = 2**24 - 1
 
 _ops = torch.ops.rastlit
 
-
 def _resolution(resolution) -> tuple[int, int]:
     try:
         h, w = resolution
@@ -43,7 +44,6 @@ def _resolution(resolution) -> tuple[int, int]:
         )
     return h, w
 
-
 def _check_device_supported(device: torch.device, name: str) -> None:
     """A clear message for tensors on a device this build has no kernels for (the dispatcher's
     own error names no cause)."""
@@ -54,7 +54,6 @@ def _check_device_supported(device: torch.device, name: str) -> None:
             f"{name} is on {device}, but this rastlit build has no {device.type.upper()} kernels "
             "(CUDA kernels are built when torch has CUDA and nvcc is found); move the tensors to the CPU"
         )
-
 
 def rasterize(
     pos: torch.Tensor,
@@ -89,7 +88,6 @@ def rasterize(
     if isinstance(pos, torch.Tensor):
         _check_device_supported(pos.device, "pos")
     return _ops.rasterize_fwd(pos, tri, h, w, ranges, bool(grad_db))
-
 
 class DepthPeeler:
     """Depth peeling: successive depth layers of the same geometry, nearest first.
@@ -137,7 +135,6 @@ class DepthPeeler:
         self._prev = rast
         return rast, rast_db
 
-
 def interpolate(
     attr: torch.Tensor,
     rast: torch.Tensor,
@@ -171,12 +168,10 @@ def interpolate(
         _check_device_supported(attr.device, "attr")
     return _ops.interpolate_fwd(attr, rast, tri, rast_db, diff)
 
-
 _TEXTURE_FILTERS = {"nearest": 0, "linear": 1, "linear-mipmap-nearest": 2, "linear-mipmap-linear": 3}
 _TEXTURE_BOUNDARIES = {"wrap": 0, "clamp": 1, "zero": 2}
 MAX_MIP_LEVELS = 15
 """Most mip levels below the texture (a full pyramid of a 32768-texel side)."""
-
 
 def texture_construct_mip(tex: torch.Tensor, max_mip_level: int | None = None) -> list[torch.Tensor]:
     """Build the mip pyramid of ``tex`` once, to pass as ``texture(..., mip=...)``.
@@ -231,7 +226,6 @@ def texture_construct_mip(tex: torch.Tensor, max_mip_level: int | None = None) -
             f"pass max_mip_level <= {MAX_MIP_LEVELS}"
         )
     return levels
-
 
 def texture(
     tex: torch.Tensor,
@@ -311,10 +305,6 @@ def texture(
         tex, mips, uv, uv_da, mip_level_bias, _TEXTURE_FILTERS[filter_mode], _TEXTURE_BOUNDARIES[boundary_mode]
     )
 
-
-# (antialias: public functions)
-
-
 def antialias_construct_topology_hash(tri: torch.Tensor) -> torch.Tensor:
     """The edge topology of a mesh, for :func:`antialias`.
 
@@ -367,7 +357,6 @@ def antialias_construct_topology_hash(tri: torch.Tensor) -> torch.Tensor:
     out[order] = opp_sorted
     return out.view(n, 3).to(torch.int32)
 
-
 def antialias(
     color: torch.Tensor,
     rast: torch.Tensor,
@@ -417,12 +406,112 @@ def antialias(
     out, _work = _ops.antialias_fwd(color, rast, pos, tri, topology_hash, float(pos_gradient_boost))
     return out
 
+# ------------------------------------------------------------------------------ rasterize_soft
 
-# (rasterize_soft: public functions)
+MAX_FACES_PER_PIXEL = 128
+"""Largest ``faces_per_pixel`` that :func:`rasterize_soft` accepts."""
 
+class SoftRasterOutput(NamedTuple):
+    """Outputs of :func:`rasterize_soft` (K = ``faces_per_pixel``, slots sorted by increasing depth).
+
+    * ``face_ids`` ``[B,H,W,K]`` int32: global triangle ids, -1 where a slot is empty.
+    * ``zbuf`` ``[B,H,W,K]``: z/w of the face's plane at the pixel centre, -1 where empty.
+    * ``bary`` ``[B,H,W,K,3]``: barycentrics of the pixel centre w.r.t. the face (weights of
+      vertices 0, 1, 2), -1 where empty.
+    * ``dists`` ``[B,H,W,K]``: signed squared NDC distance from the pixel centre to the face's
+      projected edges (negative inside), -1 where empty.
+    * ``alpha`` ``[B,H,W]``: soft silhouette ``1 - prod_k (1 - sigmoid(-dists_k / sigma))``.
+    """
+
+    face_ids: torch.Tensor
+    zbuf: torch.Tensor
+    bary: torch.Tensor
+    dists: torch.Tensor
+    alpha: torch.Tensor
+
+def soft_blur_radius(sigma: float, eps: float = 1e-4) -> float:
+    """The blur radius (a squared NDC distance) beyond which a face's silhouette probability
+    ``sigmoid(-d / sigma)`` falls below ``eps``: ``log(1 / eps - 1) * sigma``, as in PyTorch3D's
+    tutorials."""
+    return math.log(1.0 / eps - 1.0) * sigma
+
+def rasterize_soft(
+    pos: torch.Tensor,
+    tri: torch.Tensor,
+    resolution: Sequence[int],
+    faces_per_pixel: int = 8,
+    blur_radius: float | None = None,
+    sigma: float = 1e-4,
+    ranges: torch.Tensor | None = None,
+    perspective_correct: bool = True,
+    clip_barycentric_coords: bool | None = None,
+) -> SoftRasterOutput:
+    """Soft rasterization in the manner of SoftRas and PyTorch3D's ``rasterize_meshes`` with a
+    ``SoftSilhouetteShader``: the K nearest faces per pixel, their signed distances and a soft
+    silhouette whose gradients reach ``pos`` from outside the hard coverage too.
+
+    Args:
+        pos: clip-space positions ``[B,V,4]`` (instanced) or ``[V,4]`` with ``ranges`` (range
+            mode), as in :func:`rasterize`; must be finite.
+        tri: ``[T,3]`` int32.
+        resolution: ``(H, W)``. Pixel (i, j) is sampled at NDC ((2j+1)/W - 1, (2i+1)/H - 1), row 0
+            at the bottom, and both axes span [-1, 1] even for non-square images (PyTorch3D
+            instead scales the longer axis and points +X left).
+        faces_per_pixel: K in ``[1, 128]``: the K nearest faces (by z/w) are kept per pixel.
+        blur_radius: a SQUARED NDC distance, compared as PyTorch3D does: a face counts for a pixel
+            when the pixel centre is strictly inside its projection or its squared distance to it
+            is ``< blur_radius``. ``None`` (default) uses ``soft_blur_radius(sigma)`` =
+            ``log(1/1e-4 - 1) * sigma``, the setting of PyTorch3D's tutorials. 0 gives hard edges.
+        sigma: > 0, the sharpness of the silhouette: ``prob_k = sigmoid(-dists_k / sigma)``
+            (PyTorch3D's ``BlendParams.sigma``).
+        ranges: range mode only, ``[B,2]`` int32 CPU tensor of ``(start, count)`` into ``tri``.
+        perspective_correct: ``bary`` perspective-correct (True, default) or screen-space.
+        clip_barycentric_coords: clamp ``bary`` to >= 0 and renormalize (as PyTorch3D); ``None``
+            does so when ``blur_radius > 0``, like PyTorch3D's ``MeshRasterizer``. ``zbuf`` and the
+            depth order always use the unclipped plane.
+
+    Returns:
+        :class:`SoftRasterOutput` ``(face_ids, zbuf, bary, dists, alpha)``; slots sorted by
+        increasing z/w, exact ties to the lower triangle id.
+
+    Per pixel and face, z/w outside [-1, 1] rejects the pair (near and far planes, as
+    :func:`rasterize`). Triangles with a vertex at w <= 0 (at or behind the camera plane) are
+    skipped entirely (not clipped): split or cull such geometry first. Zero-area triangles are
+    skipped. Gradients reach ``pos`` (x, y, z, w) through ``zbuf``, ``bary``, ``dists`` and
+    ``alpha``; on the CPU they are bitwise reproducible for any thread count, on CUDA they are
+    added to vertices with float atomics unless ``torch.use_deterministic_algorithms(True)``.
+    """
+    h, w = _resolution(resolution)
+    try:
+        K = operator.index(faces_per_pixel)
+    except TypeError:
+        raise TypeError(f"faces_per_pixel must be an int, got {faces_per_pixel!r}") from None
+    if not 1 <= K <= MAX_FACES_PER_PIXEL:
+        raise ValueError(f"faces_per_pixel must be in [1, {MAX_FACES_PER_PIXEL}], got {K}")
+    sigma = float(sigma)
+    if not (math.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be a finite number > 0, got {sigma}")
+    blur = soft_blur_radius(sigma) if blur_radius is None else float(blur_radius)
+    if not (math.isfinite(blur) and blur >= 0):
+        raise ValueError(f"blur_radius must be a finite squared NDC distance >= 0, got {blur_radius}")
+    if isinstance(pos, torch.Tensor):
+        _check_device_supported(pos.device, "pos")
+    zbuf, bary, dists, face_ids = _ops.rasterize_soft_fwd(pos, tri, h, w, K, blur, bool(perspective_correct), ranges)
+    if clip_barycentric_coords is None:
+        clip_barycentric_coords = blur > 0
+    valid = face_ids >= 0
+    if clip_barycentric_coords:
+        clipped = bary.clamp(min=0)
+        clipped = clipped / clipped.sum(-1, keepdim=True).clamp(min=1e-5)
+        bary = torch.where(valid.unsqueeze(-1), clipped, bary)
+    # alpha = 1 - prod_k (1 - sigmoid(-d_k / sigma)) = 1 - exp(sum_k logsigmoid(d_k / sigma)): the same
+    # value, evaluated without cancellation, and with finite gradients where a factor underflows
+    # to 0 (deep inside a face), which also keeps torch.prod's slow zero-handling backward away.
+    log_t = torch.where(valid, torch.nn.functional.logsigmoid(dists / sigma), torch.zeros_like(dists))
+    alpha = -torch.expm1(log_t.sum(-1))
+    return SoftRasterOutput(face_ids, zbuf, bary, dists, alpha)
 
 # ----------------------------------------------------------------------------- fake kernels
-
 
 @torch.library.register_fake("rastlit::rasterize_fwd")
 def _rasterize_fwd_fake(pos, tri, height, width, ranges, grad_db, peel=None):
@@ -430,26 +519,21 @@ def _rasterize_fwd_fake(pos, tri, height, width, ranges, grad_db, peel=None):
     shape = (num_views, height, width, 4)
     return pos.new_empty(shape), pos.new_empty(shape)
 
-
 @torch.library.register_fake("rastlit::rasterize_bwd")
 def _rasterize_bwd_fake(pos, tri, rast, ranges, grad_rast, grad_rast_db):
     return torch.empty_like(pos)
-
 
 @torch.library.register_fake("rastlit::interpolate_fwd")
 def _interpolate_fwd_fake(attr, rast, tri, rast_db, diff_attrs):
     b, h, w = rast.shape[0], rast.shape[1], rast.shape[2]
     return attr.new_empty((b, h, w, attr.shape[-1])), attr.new_empty((b, h, w, 2 * len(diff_attrs)))
 
-
 @torch.library.register_fake("rastlit::interpolate_bwd")
 def _interpolate_bwd_fake(attr, rast, tri, rast_db, diff_attrs, grad_out, grad_out_da):
     grad_rast_db = torch.empty_like(rast_db) if rast_db is not None else attr.new_empty((0,))
     return torch.empty_like(attr), torch.empty_like(rast), grad_rast_db
 
-
 # --------------------------------------------------------------------------------- autograd
-
 
 def _rasterize_setup(ctx, inputs, output):
     pos, tri, _h, _w, ranges, grad_db, _peel = inputs
@@ -459,7 +543,6 @@ def _rasterize_setup(ctx, inputs, output):
     # skips their work.
     ctx.set_materialize_grads(False)
     ctx.save_for_backward(pos, tri, rast, ranges)
-
 
 def _rasterize_backward(ctx, grad_rast, grad_rast_db):
     pos, tri, rast, ranges = ctx.saved_tensors
@@ -472,9 +555,7 @@ def _rasterize_backward(ctx, grad_rast, grad_rast_db):
     grad_pos = _ops.rasterize_bwd(pos, tri, rast, ranges, grad_rast, grad_rast_db)
     return grad_pos, None, None, None, None, None, None
 
-
 torch.library.register_autograd("rastlit::rasterize_fwd", _rasterize_backward, setup_context=_rasterize_setup)
-
 
 def _interpolate_setup(ctx, inputs, output):
     attr, rast, tri, rast_db, diff_attrs = inputs
@@ -482,7 +563,6 @@ def _interpolate_setup(ctx, inputs, output):
     ctx.has_db = rast_db is not None
     ctx.set_materialize_grads(False)
     ctx.save_for_backward(attr, rast, tri, rast_db)
-
 
 def _interpolate_backward(ctx, grad_out, grad_out_da):
     attr, rast, tri, rast_db = ctx.saved_tensors
@@ -495,23 +575,19 @@ def _interpolate_backward(ctx, grad_out, grad_out_da):
     )
     return grad_attr, grad_rast, None, (grad_rast_db if ctx.has_db else None), None
 
-
 torch.library.register_autograd(
     "rastlit::interpolate_fwd", _interpolate_backward, setup_context=_interpolate_setup
 )
 
-
 @torch.library.register_fake("rastlit::texture_fwd")
 def _texture_fwd_fake(tex, mips, uv, uv_da, mip_level_bias, filter_mode, boundary_mode):
     return tex.new_empty((uv.shape[0], uv.shape[1], uv.shape[2], tex.shape[3]))
-
 
 @torch.library.register_fake("rastlit::texture_bwd")
 def _texture_bwd_fake(tex, mips, uv, uv_da, mip_level_bias, filter_mode, boundary_mode, grad_out):
     grad_uv_da = torch.empty_like(uv_da) if uv_da is not None else tex.new_empty((0,))
     grad_bias = torch.empty_like(mip_level_bias) if mip_level_bias is not None else tex.new_empty((0,))
     return torch.empty_like(tex), [torch.empty_like(m) for m in mips], torch.empty_like(uv), grad_uv_da, grad_bias
-
 
 def _texture_setup(ctx, inputs, output):
     tex, mips, uv, uv_da, bias, filter_mode, boundary_mode = inputs
@@ -520,7 +596,6 @@ def _texture_setup(ctx, inputs, output):
     ctx.has_da = uv_da is not None
     ctx.has_bias = bias is not None
     ctx.save_for_backward(tex, uv, uv_da, bias, *mips)
-
 
 def _texture_backward(ctx, grad_out):
     tex, uv, uv_da, bias, *mips = ctx.saved_tensors
@@ -537,23 +612,16 @@ def _texture_backward(ctx, grad_out):
         None,
     )
 
-
 torch.library.register_autograd("rastlit::texture_fwd", _texture_backward, setup_context=_texture_setup)
-
-
-# (antialias: fake kernels and autograd)
-
 
 @torch.library.register_fake("rastlit::antialias_fwd")
 def _antialias_fwd_fake(color, rast, pos, tri, topology_hash, pos_gradient_boost):
     b, h, w = color.shape[0], color.shape[1], color.shape[2]
     return torch.empty_like(color, memory_format=torch.contiguous_format), color.new_empty((b, h, w, 2), dtype=torch.int32)
 
-
 @torch.library.register_fake("rastlit::antialias_bwd")
 def _antialias_bwd_fake(color, rast, pos, tri, topology_hash, work, grad_out):
     return torch.empty_like(color, memory_format=torch.contiguous_format), torch.empty_like(pos)
-
 
 def _antialias_setup(ctx, inputs, output):
     color, rast, pos, tri, topology_hash, boost = inputs
@@ -562,7 +630,6 @@ def _antialias_setup(ctx, inputs, output):
     ctx.mark_non_differentiable(work)
     ctx.set_materialize_grads(False)
     ctx.save_for_backward(color, rast, pos, tri, topology_hash, work)
-
 
 def _antialias_backward(ctx, grad_out, _grad_work):
     color, rast, pos, tri, topology_hash, work = ctx.saved_tensors
@@ -580,8 +647,47 @@ def _antialias_backward(ctx, grad_out, _grad_work):
         None,
     )
 
-
 torch.library.register_autograd("rastlit::antialias_fwd", _antialias_backward, setup_context=_antialias_setup)
 
+# ------------------------------------------------------------------ rasterize_soft: fake, autograd
 
-# (rasterize_soft: fake kernels and autograd)
+@torch.library.register_fake("rastlit::rasterize_soft_fwd")
+def _rasterize_soft_fwd_fake(pos, tri, height, width, faces_per_pixel, blur_radius, perspective_correct, ranges):
+    num_views = pos.shape[0] if pos.dim() == 3 else ranges.shape[0]
+    shape = (num_views, height, width, faces_per_pixel)
+    return (pos.new_empty(shape), pos.new_empty(shape + (3,)), pos.new_empty(shape),
+            pos.new_empty(shape, dtype=torch.int32))
+
+@torch.library.register_fake("rastlit::rasterize_soft_bwd")
+def _rasterize_soft_bwd_fake(pos, tri, face_ids, blur_radius, perspective_correct, ranges, grad_zbuf, grad_bary,
+                             grad_dists):
+    return torch.empty_like(pos)
+
+def _rasterize_soft_setup(ctx, inputs, output):
+    pos, tri, _h, _w, _k, blur_radius, perspective_correct, ranges = inputs
+    face_ids = output[3]
+    ctx.blur_radius = blur_radius
+    ctx.perspective_correct = perspective_correct
+    ctx.set_materialize_grads(False)
+    ctx.mark_non_differentiable(face_ids)
+    ctx.save_for_backward(pos, tri, face_ids, ranges)
+
+def _rasterize_soft_backward(ctx, g_zbuf, g_bary, g_dists, _g_ids):
+    pos, tri, face_ids, ranges = ctx.saved_tensors
+    none = (None,) * 8
+    if not ctx.needs_input_grad[0] or (g_zbuf is None and g_bary is None and g_dists is None):
+        return none
+    shape = face_ids.shape
+    if g_zbuf is None:
+        g_zbuf = pos.new_zeros(shape)
+    if g_dists is None:
+        g_dists = pos.new_zeros(shape)
+    if g_bary is None:
+        g_bary = pos.new_zeros(tuple(shape) + (3,))
+    grad_pos = _ops.rasterize_soft_bwd(pos, tri, face_ids, ctx.blur_radius, ctx.perspective_correct, ranges,
+                                       g_zbuf, g_bary, g_dists)
+    return (grad_pos,) + none[1:]
+
+torch.library.register_autograd(
+    "rastlit::rasterize_soft_fwd", _rasterize_soft_backward, setup_context=_rasterize_soft_setup
+)

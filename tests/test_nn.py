@@ -143,3 +143,4 @@ def test_mesh_renderer_samples_the_texture():
     torch.testing.assert_close(rgb[:, 1], torch.zeros_like(rgb[:, 1]))
     torch.testing.assert_close(rgb[:, 0] + rgb[:, 2], torch.ones_like(rgb[:, 0]), atol=1e-5, rtol=0)
     assert (rgb[:, 0] > 0.99).sum() > 50 and (rgb[:, 2] > 0.99).sum() > 50
+
