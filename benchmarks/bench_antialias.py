@@ -10,7 +10,8 @@ the image), a 3-channel vertex colour. For each (mesh, resolution, batch) this t
   once outside the timing), forward, and forward+backward with ``color`` and ``pos`` requiring grad;
 
 and prints each antialias time with its ratio to the baseline: how much antialias costs on top of
-a render. It also prints the share of pixels that antialias blends. The default run (1k and 20k
+a render. It also prints the share of pixels that antialias blends and the number of pixel pairs
+whose walk to the silhouette hit the step cap (``kAaMaxWalkSteps``; should be 0). The default run (1k and 20k
 triangles at 512^2, batch 1 and 4) takes well under a minute on a 2-core CPU.
 
 Examples::
@@ -58,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(bench_ops.header(device).replace("rastlit op benchmark", "rastlit antialias benchmark"))
     print()
-    cols = ["mesh", "tris", "res", "B", "pass", "rast+interp ms", "antialias ms", "ratio", "blended px"]
+    cols = ["mesh", "tris", "res", "B", "pass", "rast+interp ms", "antialias ms", "ratio", "blended px",
+            "capped pairs"]
     rows = []
     for label in args.sizes.split(","):
         verts, faces = bench_ops.icosphere(bench_ops.SIZES[label])
@@ -70,8 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 with torch.no_grad():
                     rast, _ = rastlit.rasterize(scene.pos, tri, (res, res))
                     color, _ = rastlit.interpolate(scene.attr, rast, tri)
-                    out = rastlit.antialias(color, rast, scene.pos, tri, topo)
+                    out, work = torch.ops.rastlit.antialias_fwd(color, rast, scene.pos, tri, topo, 1.0)
                 blended = float((out != color).any(-1).float().mean())
+                capped = int((work[..., 0::2] == -1).sum())  # work: (code, triangle) per pair, -1 = capped
                 for mode in ("fwd", "fwd+bwd"):
                     base = bench_ops.time_call(bench_ops.make_pass(scene, res, "rastlit", mode), device, args.budget,
                                                args.max_reps)
@@ -91,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                             return c.grad, p.grad
                     t = bench_ops.time_call(aa, device, args.budget, args.max_reps)
                     rows.append([label, str(len(faces)), str(res), str(batch), mode, f"{base.median_ms:.2f}",
-                                 f"{t.median_ms:.2f}", f"{t.median_ms / base.median_ms:.2f}x", f"{100 * blended:.2f}%"])
+                                 f"{t.median_ms:.2f}", f"{t.median_ms / base.median_ms:.2f}x", f"{100 * blended:.2f}%",
+                                 str(capped)])
                     print("  ".join(rows[-1]), flush=True)
     print()
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]

@@ -595,15 +595,20 @@ AntialiasShape check_antialias_inputs(const at::Tensor& color, const at::Tensor&
   }
   check_tri(tri, s.num_vertices);
   check_int32(topology_hash, "topology_hash");
-  TORCH_CHECK_VALUE(topology_hash.dim() == 2 && topology_hash.size(0) == tri.size(0) && topology_hash.size(1) == 3,
-                    "topology_hash must have shape [T,3] = [", tri.size(0), ",3] to match tri; got ",
-                    shape_str(topology_hash), ": build it with antialias_construct_topology_hash(tri) for this tri");
+  TORCH_CHECK_VALUE(topology_hash.dim() == 2 && topology_hash.size(0) == tri.size(0) && topology_hash.size(1) == 6,
+                    "topology_hash must have shape [T,6] = [", tri.size(0),
+                    ",6] to match tri (opposite vertices, then neighbouring triangles); got ", shape_str(topology_hash),
+                    ": build it with antialias_construct_topology_hash(tri) for this tri");
   if (topology_hash.numel() > 0) {
-    const auto mm = at::aminmax(topology_hash);
-    const int64_t lo = std::get<0>(mm).item<int64_t>(), hi = std::get<1>(mm).item<int64_t>();
-    TORCH_CHECK_INDEX(lo >= kAaNonManifold && hi < s.num_vertices, "topology_hash holds values in [", lo, ", ", hi,
-                      "], but it must hold vertex indices in [0, ", s.num_vertices,
-                      ") or -1 / -2: build it with antialias_construct_topology_hash(tri) for this tri");
+    const char* what[2] = {"vertex indices (columns 0-2)", "triangle indices (columns 3-5)"};
+    const int64_t limit[2] = {s.num_vertices, tri.size(0)};
+    for (int c = 0; c < 2; ++c) {
+      const auto mm = at::aminmax(topology_hash.narrow(1, 3 * c, 3));
+      const int64_t lo = std::get<0>(mm).item<int64_t>(), hi = std::get<1>(mm).item<int64_t>();
+      TORCH_CHECK_INDEX(lo >= kAaNonManifold && hi < limit[c], "topology_hash holds ", what[c], " in [", lo, ", ",
+                        hi, "], but they must lie in [0, ", limit[c],
+                        ") or be -1 / -2: build it with antialias_construct_topology_hash(tri) for this tri");
+    }
   }
   return s;
 }
@@ -640,7 +645,7 @@ std::tuple<at::Tensor, at::Tensor> antialias_fwd_op(const at::Tensor& color_in, 
   const at::Tensor color = color_in.contiguous(), rast = rast_in.contiguous(), pos = pos_in.contiguous();
   const at::Tensor tri = tri_in.contiguous(), hash = hash_in.contiguous();
   at::Tensor out = at::empty_like(color, at::MemoryFormat::Contiguous);
-  at::Tensor work = at::empty({s.num_views, s.height, s.width, 2}, color.options().dtype(at::kInt));
+  at::Tensor work = at::empty({s.num_views, s.height, s.width, kAaWorkPerPixel}, color.options().dtype(at::kInt));
   if (color.is_cuda()) check_rast_ids(rast, tri.size(0), "antialias");
   AT_DISPATCH_FLOATING_TYPES(color.scalar_type(), "antialias_fwd", [&] {
     auto p = antialias_params<scalar_t>(s, color, rast, pos, tri, hash, work);
@@ -657,7 +662,7 @@ std::tuple<at::Tensor, at::Tensor> antialias_bwd_op(const at::Tensor& color_in, 
                                                     const at::Tensor& grad_out_in) {
   const AntialiasShape s = check_antialias_inputs(color_in, rast_in, pos_in, tri_in, hash_in);
   check_int32(work_in, "work");
-  check_image(work_in, "work", s.num_views, s.height, s.width, 2);
+  check_image(work_in, "work", s.num_views, s.height, s.width, kAaWorkPerPixel);
   check_same_device(work_in, color_in, "work", "color");
   check_image(grad_out_in, "grad_out", s.num_views, s.height, s.width, s.num_channels);
   check_same_dtype(grad_out_in, color_in, "grad_out", "color");
@@ -666,9 +671,12 @@ std::tuple<at::Tensor, at::Tensor> antialias_bwd_op(const at::Tensor& color_in, 
   const at::Tensor tri = tri_in.contiguous(), hash = hash_in.contiguous(), work = work_in.contiguous();
   const at::Tensor grad_out = grad_out_in.contiguous();
   if (work.numel() > 0) {
-    const auto mm = at::aminmax(work);
-    TORCH_CHECK_VALUE(std::get<0>(mm).item<int>() >= 0 && std::get<1>(mm).item<int>() <= 6,
-                      "work must be the second output of antialias_fwd (codes in [0, 6])");
+    const at::Tensor pairs = work.view({-1, 2});  // (code, found triangle) per pair
+    const auto mc = at::aminmax(pairs.select(1, 0)), mt = at::aminmax(pairs.select(1, 1));
+    TORCH_CHECK_VALUE(std::get<0>(mc).item<int>() >= kAaWalkCapped && std::get<1>(mc).item<int>() <= 6 &&
+                          std::get<0>(mt).item<int64_t>() >= -1 && std::get<1>(mt).item<int64_t>() < tri.size(0),
+                      "work must be the second output of antialias_fwd (codes in [-1, 6], triangle ids in [-1, ",
+                      tri.size(0), "))");
   }
   if (color.is_cuda()) check_rast_ids(rast, tri.size(0), "antialias backward");
   at::Tensor grad_color = at::empty_like(color, at::MemoryFormat::Contiguous);

@@ -313,11 +313,13 @@ def antialias_construct_topology_hash(tri: torch.Tensor) -> torch.Tensor:
             must share its two vertex indices, or the edge counts as a mesh boundary).
 
     Returns:
-        ``[T,3]`` int32 on ``tri``'s device: entry ``[t, k]`` is the vertex opposite edge ``k`` of
-        triangle ``t`` (the edge from vertex ``k+1`` to ``k+2``) in the other triangle that shares
-        the edge, ``-1`` if none does (a mesh boundary, always a silhouette) or ``-2`` if two or
-        more others do (non-manifold: never a silhouette) or the triangle is degenerate (a repeated
-        vertex index; such a triangle covers nothing and pairs with no other).
+        ``[T,6]`` int32 on ``tri``'s device. Entry ``[t, k]`` (``k`` in 0..2) is the vertex opposite
+        edge ``k`` of triangle ``t`` (the edge from vertex ``k+1`` to ``k+2``) in the other triangle
+        that shares the edge, and ``[t, 3 + k]`` is that other triangle's index (antialias walks
+        across it towards the silhouette). Both are ``-1`` if no other triangle shares the edge (a
+        mesh boundary, always a silhouette) and ``-2`` if two or more others do (non-manifold: never
+        a silhouette, never walked across) or the triangle is degenerate (a repeated vertex index;
+        such a triangle covers nothing and pairs with no other).
     """
     if not isinstance(tri, torch.Tensor):
         raise TypeError(f"tri must be a torch.Tensor, got {type(tri).__name__}")
@@ -328,7 +330,7 @@ def antialias_construct_topology_hash(tri: torch.Tensor) -> torch.Tensor:
     t = tri.long()
     n = t.shape[0]
     if n == 0:
-        return torch.empty((0, 3), dtype=torch.int32, device=tri.device)
+        return torch.empty((0, 6), dtype=torch.int32, device=tri.device)
     if int(t.min()) < 0:
         raise IndexError(f"tri holds a negative vertex index ({int(t.min())})")
     a = t[:, [1, 2, 0]].reshape(-1)  # edge k runs from vertex k+1 to vertex k+2
@@ -349,13 +351,18 @@ def antialias_construct_topology_hash(tri: torch.Tensor) -> torch.Tensor:
     idx = torch.arange(ks.numel(), device=ks.device)
     partner = torch.where(first, idx + 1, idx - 1).clamp(0, ks.numel() - 1)
     opp_sorted = torch.full_like(ks, -1)
+    nbr_sorted = torch.full_like(ks, -1)
     pair = count == 2
     opp_sorted[pair] = own[order[partner[pair]]]
-    opp_sorted[count >= 3] = -2
-    opp_sorted[deg[order]] = -2
-    out = torch.empty_like(opp_sorted)
-    out[order] = opp_sorted
-    return out.view(n, 3).to(torch.int32)
+    nbr_sorted[pair] = torch.div(order[partner[pair]], 3, rounding_mode="floor")  # edge slot 3t+k -> triangle t
+    bad = (count >= 3) | deg[order]
+    opp_sorted[bad] = -2
+    nbr_sorted[bad] = -2
+    opp = torch.empty_like(opp_sorted)
+    opp[order] = opp_sorted
+    nbr = torch.empty_like(nbr_sorted)
+    nbr[order] = nbr_sorted
+    return torch.cat([opp.view(n, 3), nbr.view(n, 3)], 1).to(torch.int32)
 
 def antialias(
     color: torch.Tensor,
@@ -367,16 +374,19 @@ def antialias(
 ) -> torch.Tensor:
     """Analytic antialiasing of silhouette and occlusion edges, with visibility gradients to ``pos``.
 
-    Method of Laine et al. 2020 (nvdiffrast, sec. 3.4). Every pair of horizontally or vertically
-    adjacent pixels with different triangle ids is examined. Its front pixel is the covered one
-    (the other is background) or the one with the smaller z/w. If the segment between the two
-    pixel centres leaves the front pixel's triangle through a silhouette edge — a mesh boundary,
-    or an edge whose other triangle folds over to the same side on screen (one faces the camera,
-    one faces away) — whose two vertices have w > 0, the edge's crossing point ``s`` (0 at the
-    front pixel's centre, 1 at the other's) sets the blend: with ``d = s - 1/2``, the pixel in whose
-    half the edge crosses gets ``out += d * (color[front] - color[other])`` (so the other pixel
-    takes up to half of the front colour when ``d > 0``, and the front pixel up to half of the other
-    colour when ``d < 0``). All blends read the input colours and add up.
+    Method of Laine et al. 2020 (nvdiffrast, sec. 3.4), extended by a walk across the mesh. Every
+    pair of horizontally or vertically adjacent pixels with different triangle ids is examined.
+    Its front pixel is the covered one (the other is background) or the one with the smaller z/w.
+    Starting in the front pixel's triangle, the segment between the two pixel centres is followed
+    across edges between same-facing triangles (at most 64 steps; never into the other pixel's
+    triangle or a triangle with a vertex at w <= 0) until it leaves through a silhouette edge — a
+    mesh boundary, or an edge whose other triangle folds over to the same side on screen (one
+    faces the camera, one faces away) — or ends inside a triangle. If a silhouette edge is found
+    and its two vertices have w > 0, its crossing point ``s`` (0 at the front pixel's centre, 1 at
+    the other's) sets the blend: with ``d = s - 1/2``, the pixel in whose half the edge crosses
+    gets ``out += d * (color[front] - color[other])`` (so the other pixel takes up to half of the
+    front colour when ``d > 0``, and the front pixel up to half of the other colour when
+    ``d < 0``). All blends read the input colours and add up.
 
     Args:
         color: ``[B,H,W,C]`` shaded image.
@@ -390,13 +400,14 @@ def antialias(
 
     Returns:
         ``[B,H,W,C]``. Gradients reach ``color`` and the x, y, w of ``pos`` (through the edge
-        crossings); z, ``rast`` and the ids carry none.
+        crossings: to the found silhouette edge's two vertices only; the triangles walked
+        through carry none); z, ``rast`` and the ids carry none.
 
     Each edge is handled along one axis only (horizontal pairs take edges steeper than 45 degrees
-    on screen, vertical pairs the others). As in the paper, only the front pixel's own triangle
-    is examined: where the triangle along a silhouette is thinner than a pixel on screen (the rim
-    of a finely tessellated smooth surface) the pair is usually not antialiased. Vertices must
-    be welded (see :func:`antialias_construct_topology_hash`). Under
+    on screen, vertical pairs the others). Thanks to the walk, silhouettes of finely tessellated
+    smooth surfaces, whose rim triangles are thinner than a pixel on screen, are found too (the
+    paper examines only the front pixel's own triangle). Vertices must be welded (see
+    :func:`antialias_construct_topology_hash`): the walk crosses shared edges only. Under
     ``torch.compile(fullgraph=True)`` pass a precomputed ``topology_hash``.
     """
     if isinstance(color, torch.Tensor):
@@ -617,7 +628,7 @@ torch.library.register_autograd("rastlit::texture_fwd", _texture_backward, setup
 @torch.library.register_fake("rastlit::antialias_fwd")
 def _antialias_fwd_fake(color, rast, pos, tri, topology_hash, pos_gradient_boost):
     b, h, w = color.shape[0], color.shape[1], color.shape[2]
-    return torch.empty_like(color, memory_format=torch.contiguous_format), color.new_empty((b, h, w, 2), dtype=torch.int32)
+    return torch.empty_like(color, memory_format=torch.contiguous_format), color.new_empty((b, h, w, 4), dtype=torch.int32)
 
 @torch.library.register_fake("rastlit::antialias_bwd")
 def _antialias_bwd_fake(color, rast, pos, tri, topology_hash, work, grad_out):

@@ -1,42 +1,60 @@
 // Antialias: analytic antialiasing of silhouette and occlusion edges (Laine et al. 2020, "Modular
-// Primitives for High-Performance Differentiable Rendering", sec. 3.4). Math shared by the CPU and
-// CUDA backends.
+// Primitives for High-Performance Differentiable Rendering", sec. 3.4), with a walk across the
+// mesh to the silhouette. Math shared by the CPU and CUDA backends.
 //
 // Every pair of horizontally or vertically adjacent pixels whose triangle ids differ is examined.
 // The "front" pixel f of the pair is the covered one (one is background) or the one with the
-// smaller z/w; the other is o. In clip space the three edges of f's triangle are homogeneous 2D
+// smaller z/w; the other is o. In clip space the three edges of a triangle are homogeneous 2D
 // lines: edge k (vertices k+1, k+2) has E_k(q) = q . (P_{k+1} x P_{k+2}) for a pixel centre
 // q = (X, Y, 1) in NDC and vertices P = (x, y, w) (Olano and Greer's homogeneous edge functions:
-// no division by w, correct for any w). Walking from f's centre to o's centre, the segment leaves
-// the triangle through the edge with the smallest crossing parameter s = E(f) / (E(f) - E(o)) among
-// the edges that o lies outside of. That edge is used when
-//   * it is a silhouette: the topology hash gives no neighbour across it (mesh boundary), or the
-//     neighbour's opposite vertex lies on the same side of it as the triangle's own third vertex
-//     (the two triangles fold over each other on screen: one faces the camera, one faces away);
-//   * both its vertices have w > 0 (otherwise the edge is skipped);
-//   * it runs across the pair: horizontal pairs take edges at least as steep as 45 degrees on
-//     screen, vertical pairs the flatter ones (each edge is counted along one axis only).
+// no division by w, correct for any w). E is linear in q, so along the segment
+// q(s) = f + s (o - f), s in [0, 1], it is linear in s: the segment leaves a triangle through the
+// edge with the smallest crossing s = E(f) / (E(f) - E(o)) among the edges that decrease along
+// it and that o lies outside of (none: the segment ends inside the triangle).
+//
+// The walk starts in f's triangle. At the exit edge of the current triangle:
+//   * if it is a silhouette (the topology hash gives no neighbour across it, a mesh boundary, or
+//     the neighbour's opposite vertex lies on the same side of it as the triangle's own third
+//     vertex: the two fold over each other on screen, one faces the camera, one faces away),
+//     that edge is the pair's edge;
+//   * if it is non-manifold, the walk stops without an edge;
+//   * otherwise the walk steps into the neighbour (which faces the same way) and continues from
+//     the crossing, unless the neighbour is o's triangle (the pair lies on one connected surface),
+//     the neighbour has a vertex with w <= 0, or kAaMaxWalkSteps steps were already taken
+//     (work code kAaWalkCapped: no edge).
+// So on a finely tessellated smooth surface, whose rim triangles are thinner than a pixel on
+// screen, the pair still finds the silhouette a few triangles away. (Walking from f's triangle
+// alone, kAaMaxWalkSteps = 0, is the paper's rule.) The found edge is used when both its vertices
+// have w > 0 and it runs across the pair: horizontal pairs take edges at least as steep as 45
+// degrees on screen, vertical pairs the flatter ones (each edge is counted along one axis only).
 // With delta = clamp(s, 0, 1) - 1/2 the pair then blends
 //   delta >= 0 (crossing in o's half):  out[o] += delta * (color[f] - color[o])
 //   delta <  0 (crossing in f's half):  out[f] += delta * (color[f] - color[o])
 // i.e. the pixel whose half of the segment the edge crosses takes the other surface's colour in
 // proportion to how far past the midpoint the edge lies (at most one half). The blends of the up to
 // four pairs of a pixel are added to its input colour (all read the input colours, none another
-// blend). Gradients reach both colours and, through s, the x, y, w of the edge's two vertices.
-// As in the paper only the front pixel's own triangle is examined: where the triangle next to a
-// silhouette is thinner on screen than a pixel (the rim of a finely tessellated smooth surface),
-// the front pixel usually lies in an inner triangle whose exit edge is not a silhouette, and that
-// pair is not antialiased.
+// blend). Gradients reach both colours and, through s, the x, y, w of the found edge's two
+// vertices (the triangles walked through carry none: the edge's crossing does not depend on them).
 #pragma once
 
 #include "../common.h"
 
 namespace rastlit {
 
-// Per-pixel work codes, two per pixel: [0] the pair (x, y)-(x+1, y), [1] the pair (x, y)-(x, y+1).
-// 0: no blend; otherwise 1 + 3 * side + edge, side 1 when the second pixel of the pair is the front.
+// Per-pixel work, four int32 per pixel: [0], [1] the pair (x, y)-(x+1, y), [2], [3] the pair
+// (x, y)-(x, y+1). Of each pair: a code and the triangle whose edge was found (-1 when none).
+// Code 0: no blend; kAaWalkCapped: no blend, the walk hit kAaMaxWalkSteps; otherwise
+// 1 + 3 * side + edge, side 1 when the second pixel of the pair is the front.
 constexpr int kAaNoWork = 0;
-// Opposite-vertex table entries: a vertex index, or one of these.
+constexpr int kAaWalkCapped = -1;
+constexpr int kAaWorkPerPixel = 4;
+// Most triangles the walk steps into beyond the front pixel's own. Walks are short: on
+// icosphere(3) at 64 px the longest takes 5 steps, and on icospheres of up to 1.3M triangles at
+// 256-512 px no walk reaches this cap (16 was reached by ~600 pairs at 320k triangles, 256 px).
+// It bounds the cost on pathological meshes (many slivers per pixel) and inconsistent tables.
+constexpr int kAaMaxWalkSteps = 64;
+// Topology hash entries, [T,6]: columns 0-2 the vertex opposite edge k across it, columns 3-5 the
+// triangle across edge k; either a valid index or one of these.
 constexpr int32_t kAaBoundary = -1;     // no neighbour across the edge: always a silhouette
 constexpr int32_t kAaNonManifold = -2;  // 3+ triangles, or a degenerate triangle: never a silhouette
 
@@ -47,10 +65,11 @@ struct AntialiasParams {
   const T* pos;         // [B,V,4] when pos_batched, else [V,4] shared by all views
   bool pos_batched;
   const int32_t* tri;   // [T,3], indices checked to lie in [0, V)
-  const int32_t* opp;   // [T,3] topology hash: vertex opposite edge k across it, or kAaBoundary / kAaNonManifold
+  const int32_t* opp;   // [T,6] topology hash: [t, k] the vertex opposite edge k across it, [t, 3 + k] the
+                        // triangle across it; kAaBoundary / kAaNonManifold when none
   int64_t num_vertices, num_triangles, num_views, num_channels;
   int height, width;
-  int32_t* work;        // [B,H,W,2]: written by the forward, read by the backward
+  int32_t* work;        // [B,H,W,4]: written by the forward, read by the backward
   T* out;               // [B,H,W,C] (forward)
   const T* grad_out;    // [B,H,W,C] (backward)
   T* grad_color;        // [B,H,W,C] (backward)
@@ -92,10 +111,32 @@ RL_HD bool aa_edge_along_axis(const Vec3<double>& n, int axis, int width, int he
   return axis == 0 ? steep : !steep;
 }
 
-// Classifies the pair of pixel (x, y) of view b along `axis` (0: with x+1, 1: with y+1); the
-// neighbour must exist. Returns its work code; sets *bad for an out-of-range triangle id.
+// A triangle's homogeneous edges, oriented so that its inside is E >= 0.
+struct AaTriangle {
+  Vec3<double> P[3];  // (x, y, w) of its vertices
+  Vec3<double> n[3];  // edge k: P[k+1] x P[k+2]
+  double sg;          // sign of det[P0; P1; P2], the homogeneous orientation
+};
+
+// Loads triangle t of view b; false if it is degenerate (det 0) or not finite.
 template <typename T>
-RL_HD int aa_classify_pair(const AntialiasParams<T>& p, int64_t b, int x, int y, int axis, bool* bad) {
+RL_HD bool aa_load_triangle(const AntialiasParams<T>& p, const T* pv, int64_t t, AaTriangle* e) {
+  const int32_t* ti = p.tri + 3 * t;
+  for (int k = 0; k < 3; ++k) e->P[k] = aa_vertex(pv, ti[k]);
+  for (int k = 0; k < 3; ++k) e->n[k] = cross(e->P[(k + 1) % 3], e->P[(k + 2) % 3]);
+  const double D = dot(e->P[0], e->n[0]);
+  if (!(D != 0.0) || !std::isfinite(D)) return false;
+  e->sg = D > 0 ? 1.0 : -1.0;
+  return true;
+}
+
+// Classifies the pair of pixel (x, y) of view b along `axis` (0: with x+1, 1: with y+1); the
+// neighbour must exist. Returns its work code and sets *found to the triangle of the found edge
+// (-1 when none); sets *bad for an out-of-range triangle id.
+template <typename T>
+RL_HD int aa_classify_pair(const AntialiasParams<T>& p, int64_t b, int x, int y, int axis, bool* bad,
+                           int32_t* found) {
+  *found = -1;
   const int64_t i0 = (b * p.height + y) * p.width + x;
   const int64_t i1 = i0 + (axis == 0 ? 1 : p.width);
   const int64_t t0 = aa_pixel_triangle(p.rast + 4 * i0, p.num_triangles);
@@ -112,59 +153,67 @@ RL_HD int aa_classify_pair(const AntialiasParams<T>& p, int64_t b, int x, int y,
     side = 0;
   else
     side = p.rast[4 * i1 + 2] < p.rast[4 * i0 + 2] ? 1 : 0;  // nearer z/w is the front; a tie keeps the first
-  const int64_t tf = side ? t1 : t0;
+  const int64_t tf = side ? t1 : t0, to = side ? t0 : t1;
   const int xf = side && axis == 0 ? x + 1 : x, yf = side && axis == 1 ? y + 1 : y;
   const int xo = !side && axis == 0 ? x + 1 : x, yo = !side && axis == 1 ? y + 1 : y;
   const Vec3<double> qf = aa_centre(xf, yf, p.width, p.height), qo = aa_centre(xo, yo, p.width, p.height);
   const T* pv = aa_pos_view(p, b);
-  const int32_t* ti = p.tri + 3 * tf;
-  const Vec3<double> P[3] = {aa_vertex(pv, ti[0]), aa_vertex(pv, ti[1]), aa_vertex(pv, ti[2])};
-  Vec3<double> n[3];
-  for (int k = 0; k < 3; ++k) n[k] = cross(P[(k + 1) % 3], P[(k + 2) % 3]);
-  const double D = dot(P[0], n[0]);  // det[P0; P1; P2]: the triangle's homogeneous orientation
-  if (!(D != 0.0) || !std::isfinite(D)) return kAaNoWork;
-  const double sg = D > 0 ? 1.0 : -1.0;
-  int best = -1;
-  double best_s = 0;
-  for (int k = 0; k < 3; ++k) {
-    const double ef = sg * dot(n[k], qf), eo = sg * dot(n[k], qo);
-    if (!(eo < 0.0) || !(ef > eo)) continue;  // o inside this edge's half-plane, or no exit through it
-    const double s = ef / (ef - eo);
-    if (best < 0 || s < best_s) {
-      best = k;
-      best_s = s;
+  int64_t t = tf;
+  for (int step = 0;; ++step) {
+    AaTriangle e;
+    if (!aa_load_triangle(p, pv, t, &e)) return kAaNoWork;
+    int best = -1;
+    double best_s = 0;
+    for (int k = 0; k < 3; ++k) {
+      const double ef = e.sg * dot(e.n[k], qf), eo = e.sg * dot(e.n[k], qo);
+      if (!(eo < 0.0) || !(ef > eo)) continue;  // o inside this edge's half-plane, or no exit through it
+      const double s = ef / (ef - eo);
+      if (best < 0 || s < best_s) {
+        best = k;
+        best_s = s;
+      }
     }
+    if (best < 0) return kAaNoWork;  // the segment ends inside t
+    // f's centre well outside its own triangle: rast does not match pos (rounding alone gives tiny
+    // negative s, clamped to 0 later).
+    if (step == 0 && best_s < -0.0625) return kAaNoWork;
+    const int32_t m = p.opp[6 * t + best];
+    if (m == kAaNonManifold) return kAaNoWork;
+    // Silhouette iff a boundary, or the neighbour folds onto the triangle's own side of the edge.
+    if (m < 0 || e.sg * dot(e.n[best], aa_vertex(pv, m)) >= 0.0) {
+      const Vec3<double>& Pi = e.P[(best + 1) % 3];
+      const Vec3<double>& Pj = e.P[(best + 2) % 3];
+      if (!(Pi.z > 0.0) || !(Pj.z > 0.0)) return kAaNoWork;  // w <= 0 (or NaN)
+      if (!aa_edge_along_axis(e.n[best], axis, p.width, p.height)) return kAaNoWork;
+      *found = int32_t(t);
+      return 1 + 3 * side + best;
+    }
+    const int32_t nb = p.opp[6 * t + 3 + best];
+    // No neighbour in the table (or out of range: checked by the binding), or o's own triangle.
+    if (nb < 0 || nb >= p.num_triangles || nb == to) return kAaNoWork;
+    if (step == kAaMaxWalkSteps) return kAaWalkCapped;
+    const int32_t* tn = p.tri + 3 * int64_t(nb);
+    for (int k = 0; k < 3; ++k)
+      if (!(pv[4 * int64_t(tn[k]) + 3] > T(0))) return kAaNoWork;  // do not walk behind the camera
+    t = nb;
   }
-  // f's centre well outside its own triangle: rast does not match pos (rounding alone gives tiny
-  // negative s, clamped to 0 below).
-  if (best < 0 || best_s < -0.0625) return kAaNoWork;
-  const int32_t m = p.opp[3 * tf + best];
-  if (m == kAaNonManifold) return kAaNoWork;
-  if (m >= 0) {
-    // Silhouette iff the neighbour folds onto the triangle's own side of the edge.
-    const double em = sg * dot(n[best], aa_vertex(pv, m));
-    if (!(em >= 0.0)) return kAaNoWork;
-  }
-  if (!(P[(best + 1) % 3].z > 0.0) || !(P[(best + 2) % 3].z > 0.0)) return kAaNoWork;  // w <= 0 (or NaN)
-  if (!aa_edge_along_axis(n[best], axis, p.width, p.height)) return kAaNoWork;
-  return 1 + 3 * side + best;
 }
 
-// The geometry of a pair with a non-zero work code.
+// The geometry of a pair with a positive work code.
 struct AaPair {
   int64_t f, o;         // pixel indices (global, b * H * W + ...) of the front and the other pixel
-  int64_t vi, vj;       // the edge's vertex indices (vertex k+1, k+2 of the front triangle)
+  int64_t vi, vj;       // the edge's vertex indices (vertex k+1, k+2 of the found triangle)
   Vec3<double> Pi, Pj;  // their (x, y, w)
   Vec3<double> qf, qo;  // the two pixel centres
   double ef, eo;        // homogeneous edge function at the centres (unnormalized)
   double s;             // crossing parameter from f (0) to o (1), unclamped
   double delta;         // clamp(s, 0, 1) - 1/2
   bool clamped;         // s was outside [0, 1] (no gradient to pos)
-  bool valid;           // the code and the front pixel's triangle id are in range (else skip the pair)
+  bool valid;           // the code and the triangle ids are in range (else skip the pair)
 };
 
 template <typename T>
-RL_HD AaPair aa_pair(const AntialiasParams<T>& p, int64_t b, int x, int y, int axis, int code) {
+RL_HD AaPair aa_pair(const AntialiasParams<T>& p, int64_t b, int x, int y, int axis, int code, int32_t found) {
   AaPair r;
   const int side = (code - 1) / 3, k = (code - 1) % 3;
   const int64_t i0 = (b * p.height + y) * p.width + x;
@@ -176,14 +225,15 @@ RL_HD AaPair aa_pair(const AntialiasParams<T>& p, int64_t b, int x, int y, int a
   r.qf = aa_centre(xf, yf, p.width, p.height);
   r.qo = aa_centre(xo, yo, p.width, p.height);
   const int64_t tf = aa_pixel_triangle(p.rast + 4 * r.f, p.num_triangles);
-  r.valid = code >= 1 && code <= 6 && tf >= 0;  // a work tensor that does not belong to rast: skipped
+  // A work tensor that does not belong to rast: skipped.
+  r.valid = code >= 1 && code <= 6 && tf >= 0 && found >= 0 && found < p.num_triangles;
   if (!r.valid) {
     r.vi = r.vj = 0;
     r.ef = r.eo = r.s = r.delta = 0.0;
     r.clamped = true;
     return r;
   }
-  const int32_t* ti = p.tri + 3 * tf;
+  const int32_t* ti = p.tri + 3 * int64_t(found);
   r.vi = ti[(k + 1) % 3];
   r.vj = ti[(k + 2) % 3];
   const T* pv = aa_pos_view(p, b);
@@ -207,15 +257,16 @@ RL_HD int64_t aa_modified(const AaPair& r) { return r.delta >= 0.0 ? r.o : r.f; 
 template <typename T, typename Fn>
 RL_HD void aa_for_pixel_pairs(const AntialiasParams<T>& p, int64_t b, int x, int y, Fn&& fn) {
   const int64_t i = (b * p.height + y) * p.width + x;
-  auto visit = [&](int px, int py, int axis, int32_t code) {
-    if (code == kAaNoWork) return;
-    const AaPair r = aa_pair(p, b, px, py, axis, code);
+  auto visit = [&](int px, int py, int axis, const int32_t* w) {
+    if (w[0] <= kAaNoWork) return;
+    const AaPair r = aa_pair(p, b, px, py, axis, w[0], w[1]);
     if (r.valid) fn(r);
   };
-  if (x > 0) visit(x - 1, y, 0, p.work[2 * (i - 1)]);
-  if (x + 1 < p.width) visit(x, y, 0, p.work[2 * i]);
-  if (y > 0) visit(x, y - 1, 1, p.work[2 * (i - p.width) + 1]);
-  if (y + 1 < p.height) visit(x, y, 1, p.work[2 * i + 1]);
+  constexpr int K = kAaWorkPerPixel;
+  if (x > 0) visit(x - 1, y, 0, p.work + K * (i - 1));
+  if (x + 1 < p.width) visit(x, y, 0, p.work + K * i);
+  if (y > 0) visit(x, y - 1, 1, p.work + K * (i - p.width) + 2);
+  if (y + 1 < p.height) visit(x, y, 1, p.work + K * i + 2);
 }
 
 // Forward output of pixel (x, y) of view b: its colour plus the blends of the pairs that modify it.

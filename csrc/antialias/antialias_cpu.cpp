@@ -18,9 +18,10 @@ int antialias_fwd_cpu(const AntialiasParams<T>& p) {
     const int y = int(row % p.height);
     bool bad = false;
     for (int x = 0; x < p.width; ++x) {
-      int32_t* w = p.work + 2 * (row * p.width + x);
-      w[0] = x + 1 < p.width ? aa_classify_pair(p, b, x, y, 0, &bad) : kAaNoWork;
-      w[1] = y + 1 < p.height ? aa_classify_pair(p, b, x, y, 1, &bad) : kAaNoWork;
+      int32_t* w = p.work + kAaWorkPerPixel * (row * p.width + x);
+      w[1] = w[3] = -1;
+      w[0] = x + 1 < p.width ? aa_classify_pair(p, b, x, y, 0, &bad, &w[1]) : kAaNoWork;
+      w[2] = y + 1 < p.height ? aa_classify_pair(p, b, x, y, 1, &bad, &w[3]) : kAaNoWork;
     }
     if (bad) status = kBadTriangleId;
   }
@@ -53,10 +54,10 @@ int antialias_bwd_cpu(const AntialiasParams<T>& p) {
     const int y = int(row % p.height);
     for (int x = 0; x < p.width; ++x) {
       aa_backward_color_pixel(p, b, x, y);
-      const int32_t* w = p.work + 2 * (row * p.width + x);
+      const int32_t* w = p.work + kAaWorkPerPixel * (row * p.width + x);
       for (int axis = 0; axis < 2; ++axis) {
-        if (w[axis] == kAaNoWork || (axis == 0 ? x + 1 >= p.width : y + 1 >= p.height)) continue;
-        const AaPair r = aa_pair(p, b, x, y, axis, w[axis]);
+        if (w[2 * axis] <= kAaNoWork || (axis == 0 ? x + 1 >= p.width : y + 1 >= p.height)) continue;
+        const AaPair r = aa_pair(p, b, x, y, axis, w[2 * axis], w[2 * axis + 1]);
         AaPosItem it;
         if (!aa_pair_pos_grad(p, r, it.gi, it.gj)) continue;
         it.off_i = aa_grad_pos_offset(p, b, r.vi);

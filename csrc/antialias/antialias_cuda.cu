@@ -1,5 +1,6 @@
-// Antialias on CUDA: one thread per pixel classifies its two pairs (right, up), then one thread per
-// pixel gathers its output (forward) or its colour gradient (backward) from the pairs touching it.
+// Antialias on CUDA: one thread per pixel classifies its two pairs (right, up; each a walk of at
+// most kAaMaxWalkSteps triangles towards the silhouette), then one thread per pixel gathers its
+// output (forward) or its colour gradient (backward) from the pairs touching it.
 // The position gradient goes to the edge vertices with atomics (not bitwise reproducible); with
 // torch.use_deterministic_algorithms(True) the pixels with work are compacted in pixel order (CUB
 // select, order-preserving) and a single thread adds their pairs in that order instead: bitwise
@@ -20,8 +21,14 @@ __global__ void antialias_classify_kernel(AntialiasParams<T> p, int64_t total) {
   const int64_t b = i / npix;
   const int y = int((i % npix) / p.width), x = int(i % p.width);
   bool bad = false;  // ids were range-checked by the binding
-  p.work[2 * i] = x + 1 < p.width ? aa_classify_pair(p, b, x, y, 0, &bad) : kAaNoWork;
-  p.work[2 * i + 1] = y + 1 < p.height ? aa_classify_pair(p, b, x, y, 1, &bad) : kAaNoWork;
+  int32_t* w = p.work + kAaWorkPerPixel * i;
+  int32_t found_h = -1, found_v = -1;
+  const int code_h = x + 1 < p.width ? aa_classify_pair(p, b, x, y, 0, &bad, &found_h) : kAaNoWork;
+  const int code_v = y + 1 < p.height ? aa_classify_pair(p, b, x, y, 1, &bad, &found_v) : kAaNoWork;
+  w[0] = code_h;
+  w[1] = found_h;
+  w[2] = code_v;
+  w[3] = found_v;
 }
 
 template <typename T>
@@ -45,9 +52,9 @@ __device__ void aa_add_pair_pos_grad(const AntialiasParams<T>& p, int64_t i, int
   const int64_t npix = int64_t(p.height) * p.width;
   const int64_t b = i / npix;
   const int y = int((i % npix) / p.width), x = int(i % p.width);
-  const int32_t code = p.work[2 * i + axis];
-  if (code == kAaNoWork || (axis == 0 ? x + 1 >= p.width : y + 1 >= p.height)) return;
-  const AaPair r = aa_pair(p, b, x, y, axis, code);
+  const int32_t* w = p.work + kAaWorkPerPixel * i + 2 * axis;
+  if (w[0] <= kAaNoWork || (axis == 0 ? x + 1 >= p.width : y + 1 >= p.height)) return;
+  const AaPair r = aa_pair(p, b, x, y, axis, w[0], w[1]);
   double gi[3], gj[3];
   if (!aa_pair_pos_grad(p, r, gi, gj)) return;
   T* a = p.grad_pos + aa_grad_pos_offset(p, b, r.vi);
@@ -75,7 +82,7 @@ __global__ void antialias_backward_pos_kernel(AntialiasParams<T> p, int64_t tota
 __global__ void antialias_work_flags_kernel(const int32_t* work, int64_t total, uint8_t* flags, int64_t* ids) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= total) return;
-  flags[i] = (work[2 * i] != kAaNoWork || work[2 * i + 1] != kAaNoWork) ? 1 : 0;
+  flags[i] = (work[kAaWorkPerPixel * i] > kAaNoWork || work[kAaWorkPerPixel * i + 2] > kAaNoWork) ? 1 : 0;
   ids[i] = i;
 }
 
