@@ -712,7 +712,7 @@ void check_soft_pos_finite(const at::Tensor& pos) {
 template <typename P, typename scalar_t>
 void set_soft_geometry(P& p, const RasterizeShape& s, const at::Tensor& pos, const at::Tensor& tri,
                        const at::Tensor& ranges, int64_t height, int64_t width, int64_t K, double blur_radius,
-                       bool perspective_correct) {
+                       bool perspective_correct, bool clip_barycentric_coords) {
   p.pos = pos.data_ptr<scalar_t>();
   p.tri = tri.data_ptr<int32_t>();
   p.ranges = ranges.defined() ? ranges.data_ptr<int32_t>() : nullptr;
@@ -724,6 +724,7 @@ void set_soft_geometry(P& p, const RasterizeShape& s, const at::Tensor& pos, con
   p.K = int(K);
   p.blur_radius = blur_radius;
   p.perspective_correct = perspective_correct;
+  p.clip_barycentric_coords = clip_barycentric_coords;
   p.num_threads = at::get_num_threads();
 }
 
@@ -731,7 +732,8 @@ void set_soft_geometry(P& p, const RasterizeShape& s, const at::Tensor& pos, con
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_soft_fwd_op(
     const at::Tensor& pos_in, const at::Tensor& tri_in, int64_t height, int64_t width, int64_t faces_per_pixel,
-    double blur_radius, bool perspective_correct, const c10::optional<at::Tensor>& ranges_in) {
+    double blur_radius, bool perspective_correct, bool clip_barycentric_coords,
+    const c10::optional<at::Tensor>& ranges_in) {
   check_soft_options(faces_per_pixel, blur_radius);
   const RasterizeShape s = check_rasterize_inputs(pos_in, tri_in, height, width, ranges_in);
   check_soft_pos_finite(pos_in);
@@ -746,7 +748,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_soft_fwd_op
   AT_DISPATCH_FLOATING_TYPES(pos.scalar_type(), "rasterize_soft_fwd", [&] {
     SoftRasterizeFwdParams<scalar_t> p{};
     set_soft_geometry<SoftRasterizeFwdParams<scalar_t>, scalar_t>(p, s, pos, tri, ranges, height, width, K,
-                                                                  blur_radius, perspective_correct);
+                                                                  blur_radius, perspective_correct,
+                                                                  clip_barycentric_coords);
     p.face_ids = face_ids.data_ptr<int32_t>();
     p.zbuf = zbuf.data_ptr<scalar_t>();
     p.bary = bary.data_ptr<scalar_t>();
@@ -758,7 +761,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_soft_fwd_op
 }
 
 at::Tensor rasterize_soft_bwd_op(const at::Tensor& pos_in, const at::Tensor& tri_in, const at::Tensor& face_ids_in,
-                                 double blur_radius, bool perspective_correct,
+                                 double blur_radius, bool perspective_correct, bool clip_barycentric_coords,
                                  const c10::optional<at::Tensor>& ranges_in, const at::Tensor& grad_zbuf_in,
                                  const at::Tensor& grad_bary_in, const at::Tensor& grad_dists_in) {
   TORCH_CHECK_VALUE(face_ids_in.dim() == 4, "face_ids must have shape [B,H,W,K], got ", shape_str(face_ids_in));
@@ -786,7 +789,8 @@ at::Tensor rasterize_soft_bwd_op(const at::Tensor& pos_in, const at::Tensor& tri
   AT_DISPATCH_FLOATING_TYPES(pos.scalar_type(), "rasterize_soft_bwd", [&] {
     SoftRasterizeBwdParams<scalar_t> p{};
     set_soft_geometry<SoftRasterizeBwdParams<scalar_t>, scalar_t>(p, s, pos, tri, ranges, height, width, K,
-                                                                  blur_radius, perspective_correct);
+                                                                  blur_radius, perspective_correct,
+                                                                  clip_barycentric_coords);
     p.face_ids = face_ids.data_ptr<int32_t>();
     p.grad_zbuf = gz.data_ptr<scalar_t>();
     p.grad_bary = gb.data_ptr<scalar_t>();
@@ -817,8 +821,8 @@ TORCH_LIBRARY(rastlit, m) {
   m.def("antialias_fwd(Tensor color, Tensor rast, Tensor pos, Tensor tri, Tensor topology_hash, float pos_gradient_boost) -> (Tensor, Tensor)");
   m.def("antialias_bwd(Tensor color, Tensor rast, Tensor pos, Tensor tri, Tensor topology_hash, Tensor work, Tensor grad_out) -> (Tensor, Tensor)");
 
-  m.def("rasterize_soft_fwd(Tensor pos, Tensor tri, int height, int width, int faces_per_pixel, float blur_radius, bool perspective_correct, Tensor? ranges) -> (Tensor zbuf, Tensor bary, Tensor dists, Tensor face_ids)");
-  m.def("rasterize_soft_bwd(Tensor pos, Tensor tri, Tensor face_ids, float blur_radius, bool perspective_correct, Tensor? ranges, Tensor grad_zbuf, Tensor grad_bary, Tensor grad_dists) -> Tensor");
+  m.def("rasterize_soft_fwd(Tensor pos, Tensor tri, int height, int width, int faces_per_pixel, float blur_radius, bool perspective_correct, bool clip_barycentric_coords, Tensor? ranges) -> (Tensor zbuf, Tensor bary, Tensor dists, Tensor face_ids)");
+  m.def("rasterize_soft_bwd(Tensor pos, Tensor tri, Tensor face_ids, float blur_radius, bool perspective_correct, bool clip_barycentric_coords, Tensor? ranges, Tensor grad_zbuf, Tensor grad_bary, Tensor grad_dists) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(rastlit, CPU, m) {

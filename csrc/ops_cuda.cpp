@@ -49,9 +49,11 @@ std::tuple<at::Tensor, at::Tensor> antialias_bwd_op(const at::Tensor& color, con
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_soft_fwd_op(
     const at::Tensor& pos, const at::Tensor& tri, int64_t height, int64_t width, int64_t faces_per_pixel,
-    double blur_radius, bool perspective_correct, const c10::optional<at::Tensor>& ranges);
+    double blur_radius, bool perspective_correct, bool clip_barycentric_coords,
+    const c10::optional<at::Tensor>& ranges);
 at::Tensor rasterize_soft_bwd_op(const at::Tensor& pos, const at::Tensor& tri, const at::Tensor& face_ids,
-                                 double blur_radius, bool perspective_correct, const c10::optional<at::Tensor>& ranges,
+                                 double blur_radius, bool perspective_correct, bool clip_barycentric_coords,
+                                 const c10::optional<at::Tensor>& ranges,
                                  const at::Tensor& grad_zbuf, const at::Tensor& grad_bary,
                                  const at::Tensor& grad_dists);
 

@@ -426,9 +426,13 @@ class SoftRasterOutput(NamedTuple):
     """Outputs of :func:`rasterize_soft` (K = ``faces_per_pixel``, slots sorted by increasing depth).
 
     * ``face_ids`` ``[B,H,W,K]`` int32: global triangle ids, -1 where a slot is empty.
-    * ``zbuf`` ``[B,H,W,K]``: z/w of the face's plane at the pixel centre, -1 where empty.
+    * ``zbuf`` ``[B,H,W,K]``: z/w of the face at the pixel centre, -1 where empty: with
+      ``clip_barycentric_coords`` the z/w of the point of the triangle at the clipped screen-space
+      barycentrics (equal to the plane's z/w inside the projected face, within the face's own depth
+      range outside it); without, the face's plane extrapolated to the pixel centre.
     * ``bary`` ``[B,H,W,K,3]``: barycentrics of the pixel centre w.r.t. the face (weights of
-      vertices 0, 1, 2), -1 where empty.
+      vertices 0, 1, 2), clipped to >= 0 and renormalized with ``clip_barycentric_coords``, -1
+      where empty.
     * ``dists`` ``[B,H,W,K]``: signed squared NDC distance from the pixel centre to the face's
       projected edges (negative inside), -1 where empty.
     * ``alpha`` ``[B,H,W]``: soft silhouette ``1 - prod_k (1 - sigmoid(-dists_k / sigma))``.
@@ -468,7 +472,7 @@ def rasterize_soft(
         resolution: ``(H, W)``. Pixel (i, j) is sampled at NDC ((2j+1)/W - 1, (2i+1)/H - 1), row 0
             at the bottom, and both axes span [-1, 1] even for non-square images (PyTorch3D
             instead scales the longer axis and points +X left).
-        faces_per_pixel: K in ``[1, 128]``: the K nearest faces (by z/w) are kept per pixel.
+        faces_per_pixel: K in ``[1, 128]``: the K nearest faces (by ``zbuf``) are kept per pixel.
         blur_radius: a SQUARED NDC distance, compared as PyTorch3D does: a face counts for a pixel
             when the pixel centre is strictly inside its projection or its squared distance to it
             is ``< blur_radius``. ``None`` (default) uses ``soft_blur_radius(sigma)`` =
@@ -477,15 +481,19 @@ def rasterize_soft(
             (PyTorch3D's ``BlendParams.sigma``).
         ranges: range mode only, ``[B,2]`` int32 CPU tensor of ``(start, count)`` into ``tri``.
         perspective_correct: ``bary`` perspective-correct (True, default) or screen-space.
-        clip_barycentric_coords: clamp ``bary`` to >= 0 and renormalize (as PyTorch3D); ``None``
-            does so when ``blur_radius > 0``, like PyTorch3D's ``MeshRasterizer``. ``zbuf`` and the
-            depth order always use the unclipped plane.
+        clip_barycentric_coords: as PyTorch3D's flag: clamp ``bary`` to >= 0 and renormalize, and
+            take the depth (``zbuf``, the K-nearest order and the near/far test) at the clipped
+            barycentrics ``c = max(l, 0) / sum_j max(l_j, 0)`` of the screen-space barycentrics
+            ``l``: ``zbuf = sum_i c_i z_i/w_i``, the z/w of a point of the triangle (z/w is affine
+            in screen space), never the plane extrapolated far outside a nearly edge-on face.
+            ``None`` (default) turns it on when ``blur_radius > 0``, like PyTorch3D's
+            ``MeshRasterizer``. ``False``: the plane's z/w extrapolated to the pixel centre.
 
     Returns:
         :class:`SoftRasterOutput` ``(face_ids, zbuf, bary, dists, alpha)``; slots sorted by
-        increasing z/w, exact ties to the lower triangle id.
+        increasing ``zbuf``, exact ties to the lower triangle id.
 
-    Per pixel and face, z/w outside [-1, 1] rejects the pair (near and far planes, as
+    Per pixel and face, a ``zbuf`` value outside [-1, 1] rejects the pair (near and far planes, as
     :func:`rasterize`). Triangles with a vertex at w <= 0 (at or behind the camera plane) are
     skipped entirely (not clipped): split or cull such geometry first. Zero-area triangles are
     skipped. Gradients reach ``pos`` (x, y, z, w) through ``zbuf``, ``bary``, ``dists`` and
@@ -507,14 +515,11 @@ def rasterize_soft(
         raise ValueError(f"blur_radius must be a finite squared NDC distance >= 0, got {blur_radius}")
     if isinstance(pos, torch.Tensor):
         _check_device_supported(pos.device, "pos")
-    zbuf, bary, dists, face_ids = _ops.rasterize_soft_fwd(pos, tri, h, w, K, blur, bool(perspective_correct), ranges)
     if clip_barycentric_coords is None:
         clip_barycentric_coords = blur > 0
+    zbuf, bary, dists, face_ids = _ops.rasterize_soft_fwd(pos, tri, h, w, K, blur, bool(perspective_correct),
+                                                          bool(clip_barycentric_coords), ranges)
     valid = face_ids >= 0
-    if clip_barycentric_coords:
-        clipped = bary.clamp(min=0)
-        clipped = clipped / clipped.sum(-1, keepdim=True).clamp(min=1e-5)
-        bary = torch.where(valid.unsqueeze(-1), clipped, bary)
     # alpha = 1 - prod_k (1 - sigmoid(-d_k / sigma)) = 1 - exp(sum_k logsigmoid(d_k / sigma)): the same
     # value, evaluated without cancellation, and with finite gradients where a factor underflows
     # to 0 (deep inside a face), which also keeps torch.prod's slow zero-handling backward away.
@@ -663,29 +668,31 @@ torch.library.register_autograd("rastlit::antialias_fwd", _antialias_backward, s
 # ------------------------------------------------------------------ rasterize_soft: fake, autograd
 
 @torch.library.register_fake("rastlit::rasterize_soft_fwd")
-def _rasterize_soft_fwd_fake(pos, tri, height, width, faces_per_pixel, blur_radius, perspective_correct, ranges):
+def _rasterize_soft_fwd_fake(pos, tri, height, width, faces_per_pixel, blur_radius, perspective_correct,
+                             clip_barycentric_coords, ranges):
     num_views = pos.shape[0] if pos.dim() == 3 else ranges.shape[0]
     shape = (num_views, height, width, faces_per_pixel)
     return (pos.new_empty(shape), pos.new_empty(shape + (3,)), pos.new_empty(shape),
             pos.new_empty(shape, dtype=torch.int32))
 
 @torch.library.register_fake("rastlit::rasterize_soft_bwd")
-def _rasterize_soft_bwd_fake(pos, tri, face_ids, blur_radius, perspective_correct, ranges, grad_zbuf, grad_bary,
-                             grad_dists):
+def _rasterize_soft_bwd_fake(pos, tri, face_ids, blur_radius, perspective_correct, clip_barycentric_coords, ranges,
+                             grad_zbuf, grad_bary, grad_dists):
     return torch.empty_like(pos)
 
 def _rasterize_soft_setup(ctx, inputs, output):
-    pos, tri, _h, _w, _k, blur_radius, perspective_correct, ranges = inputs
+    pos, tri, _h, _w, _k, blur_radius, perspective_correct, clip_barycentric_coords, ranges = inputs
     face_ids = output[3]
     ctx.blur_radius = blur_radius
     ctx.perspective_correct = perspective_correct
+    ctx.clip_barycentric_coords = clip_barycentric_coords
     ctx.set_materialize_grads(False)
     ctx.mark_non_differentiable(face_ids)
     ctx.save_for_backward(pos, tri, face_ids, ranges)
 
 def _rasterize_soft_backward(ctx, g_zbuf, g_bary, g_dists, _g_ids):
     pos, tri, face_ids, ranges = ctx.saved_tensors
-    none = (None,) * 8
+    none = (None,) * 9
     if not ctx.needs_input_grad[0] or (g_zbuf is None and g_bary is None and g_dists is None):
         return none
     shape = face_ids.shape
@@ -695,8 +702,8 @@ def _rasterize_soft_backward(ctx, g_zbuf, g_bary, g_dists, _g_ids):
         g_dists = pos.new_zeros(shape)
     if g_bary is None:
         g_bary = pos.new_zeros(tuple(shape) + (3,))
-    grad_pos = _ops.rasterize_soft_bwd(pos, tri, face_ids, ctx.blur_radius, ctx.perspective_correct, ranges,
-                                       g_zbuf, g_bary, g_dists)
+    grad_pos = _ops.rasterize_soft_bwd(pos, tri, face_ids, ctx.blur_radius, ctx.perspective_correct,
+                                       ctx.clip_barycentric_coords, ranges, g_zbuf, g_bary, g_dists)
     return (grad_pos,) + none[1:]
 
 torch.library.register_autograd(

@@ -144,3 +144,30 @@ def test_mesh_renderer_samples_the_texture():
     torch.testing.assert_close(rgb[:, 0] + rgb[:, 2], torch.ones_like(rgb[:, 0]), atol=1e-5, rtol=0)
     assert (rgb[:, 0] > 0.99).sum() > 50 and (rgb[:, 2] > 0.99).sum() > 50
 
+
+
+@pytest.mark.parametrize("silhouette", ["antialias", "soft"])
+def test_silhouette_modes_in_the_renderer(silhouette):
+    m, cams, clip = _clip_scene(B=1)
+    r = rnn.MeshRenderer((24, 32), silhouette=silhouette, soft=dict(faces_per_pixel=8, sigma=1e-3))
+    verts = m.verts.clone().requires_grad_()
+    out = r(Mesh(verts, m.faces), cams)
+    mask = out.mask[..., 0] > 0
+    alpha = out.alpha[..., 0]
+    # inside: (mostly) covered; partial coverage along the silhouette
+    assert torch.all(alpha[mask] > 0.45)
+    assert ((alpha > 0.02) & (alpha < 0.98)).any()
+    # silhouette gradients reach the vertices: growing the sphere grows the coverage
+    out.alpha.sum().backward()
+    radial = (verts.grad * torch.nn.functional.normalize(m.verts, dim=-1)).sum()
+    assert radial > 0
+
+
+def test_soft_rasterize_layer_matches_the_op():
+    m, cams, clip = _clip_scene(B=1)
+    soft = rnn.SoftRasterize((24, 32), faces_per_pixel=8, sigma=1e-3)
+    assert "faces_per_pixel=8" in repr(soft)
+    s = soft(clip, m.faces)
+    ref = rastlit.rasterize_soft(clip, m.faces, (24, 32), faces_per_pixel=8, sigma=1e-3,
+                                 blur_radius=rastlit.soft_blur_radius(1e-3))
+    assert torch.equal(s.alpha, ref.alpha) and torch.equal(s.face_ids, ref.face_ids)

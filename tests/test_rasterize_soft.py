@@ -1,6 +1,7 @@
 """rasterize_soft: forward against a brute-force float64 reference (every pixel x every face),
-agreement with rasterize at blur_radius=0, gradcheck, opcheck, determinism, bad input, and a small
-silhouette-fitting sanity check."""
+with and without clipped barycentrics (which also set the depth used for ordering), agreement with
+rasterize at blur_radius=0 and near silhouettes of a dense mesh, gradcheck, opcheck, determinism,
+bad input, and a small silhouette-fitting sanity check."""
 
 from __future__ import annotations
 
@@ -26,9 +27,18 @@ def _seg_dist2(px, py, ax, ay, bx, by):
     return (px - qx) ** 2 + (py - qy) ** 2
 
 
-def reference_soft(pos, tri, H, W, K, blur, perspective_correct=True, ranges=None):
+def _clip_bary(b):
+    """PyTorch3D's clipped barycentrics: clamp to >= 0, renormalize."""
+    c = b.clamp(min=0)
+    return c / c.sum(-1, keepdim=True).clamp(min=1e-5)
+
+
+def reference_soft(pos, tri, H, W, K, blur, perspective_correct=True, ranges=None, clip=False, with_lambda=False):
     """All pixels x all faces in float64: signed squared distances, K-nearest selection by
-    (z/w, id). Returns face_ids, zbuf, bary, dists like rasterize_soft (unclipped bary)."""
+    (depth, id). The depth is z/w of the face's plane at the pixel (clip=False) or at the clipped
+    screen-space barycentrics, sum_i clip(lambda)_i z_i/w_i (clip=True), and the same depth is
+    tested against [-1, 1]. Returns face_ids, zbuf, bary, dists like rasterize_soft (bary clipped
+    when clip), and with_lambda: also the screen-space barycentrics lambda of every slot."""
     pos = pos.detach().double()
     B = pos.shape[0] if pos.dim() == 3 else ranges.shape[0]
     X = ((2 * torch.arange(W, dtype=torch.float64) + 1) / W - 1).view(1, W).expand(H, W).reshape(-1, 1)
@@ -37,6 +47,7 @@ def reference_soft(pos, tri, H, W, K, blur, perspective_correct=True, ranges=Non
     z_o = torch.full((B, H * W, K), -1.0, dtype=torch.float64)
     b_o = torch.full((B, H * W, K, 3), -1.0, dtype=torch.float64)
     d_o = torch.full((B, H * W, K), -1.0, dtype=torch.float64)
+    l_o = torch.full((B, H * W, K, 3), math.nan, dtype=torch.float64)
     for b in range(B):
         if ranges is None:
             p, first, count = pos[b], 0, tri.shape[0]
@@ -60,11 +71,13 @@ def reference_soft(pos, tri, H, W, K, blur, perspective_correct=True, ranges=Non
         inside = (lam > 0).all(-1)
         d = torch.minimum(torch.minimum(_seg_dist2(X, Y, x0, y0, x1, y1), _seg_dist2(X, Y, x1, y1, x2, y2)),
                           _seg_dist2(X, Y, x2, y2, x0, y0))
-        z = (lam * Zs).sum(-1)
+        z = ((_clip_bary(lam) if clip else lam) * Zs).sum(-1)
         q = (lam / w).sum(-1)
         keep = ok & (inside | (d < blur)) & (z >= -1) & (z <= 1) & (q > 0)
         sd = torch.where(inside, -d, d)
         bary = lam / w / q.unsqueeze(-1) if perspective_correct else lam
+        if clip:
+            bary = _clip_bary(bary)
         for pix in range(H * W):
             cand = [(z[pix, f].item(), first + f, f) for f in range(count) if keep[pix, f]]
             cand.sort()
@@ -73,8 +86,10 @@ def reference_soft(pos, tri, H, W, K, blur, perspective_correct=True, ranges=Non
                 z_o[b, pix, k] = zz
                 b_o[b, pix, k] = bary[pix, f]
                 d_o[b, pix, k] = sd[pix, f]
+                l_o[b, pix, k] = lam[pix, f]
     shp = (B, H, W, K)
-    return ids_o.view(shp), z_o.view(shp), b_o.view(shp + (3,)), d_o.view(shp)
+    out = (ids_o.view(shp), z_o.view(shp), b_o.view(shp + (3,)), d_o.view(shp))
+    return out + (l_o.view(shp + (3,)),) if with_lambda else out
 
 
 def _scene(seed, B=2, T=6, dtype=torch.float64, size=0.7):
@@ -104,14 +119,15 @@ def _assert_matches_reference(out, ref, atol):
 # -------------------------------------------------------------------------------------- forward
 
 
+@pytest.mark.parametrize("clip", [False, True])
 @pytest.mark.parametrize("perspective_correct", [True, False])
 @pytest.mark.parametrize("seed,K,blur,res", [(0, 3, 0.01, (12, 16)), (1, 8, 0.05, (16, 16)), (2, 1, 2e-3, (9, 13))])
-def test_forward_matches_bruteforce_reference(seed, K, blur, res, perspective_correct):
+def test_forward_matches_bruteforce_reference(seed, K, blur, res, perspective_correct, clip):
     pos, tri = _scene(seed)
     H, W = res
     out = rastlit.rasterize_soft(pos, tri, res, faces_per_pixel=K, blur_radius=blur, sigma=1e-3,
-                                 perspective_correct=perspective_correct, clip_barycentric_coords=False)
-    ref = reference_soft(pos, tri, H, W, K, blur, perspective_correct)
+                                 perspective_correct=perspective_correct, clip_barycentric_coords=clip)
+    ref = reference_soft(pos, tri, H, W, K, blur, perspective_correct, clip=clip)
     assert (ref[0][..., 0] >= 0).float().mean() > 0.3  # the scene covers the image well
     if K <= 3:
         assert (ref[0][..., -1] >= 0).any()  # K is reached somewhere: truncation is tested
@@ -128,10 +144,13 @@ def test_forward_float32_and_range_mode_match_reference():
     # float32 input: ids can only differ where a depth or distance is within rounding of a
     # decision; this scene has none.
     _assert_matches_reference(out, ref, 2e-6)
+    out = rastlit.rasterize_soft(pos.float(), tri, (14, 14), 4, blur_radius=0.02, clip_barycentric_coords=True)
+    _assert_matches_reference(out, reference_soft(pos, tri, 14, 14, 4, 0.02, clip=True), 2e-6)
     ranges = torch.tensor([[0, 5], [3, 5]], dtype=torch.int32)
-    out = rastlit.rasterize_soft(pos[0], tri, (10, 12), 3, blur_radius=0.02, ranges=ranges,
-                                 clip_barycentric_coords=False)
-    _assert_matches_reference(out, reference_soft(pos[0], tri, 10, 12, 3, 0.02, ranges=ranges), 1e-12)
+    for clip in (False, True):
+        out = rastlit.rasterize_soft(pos[0], tri, (10, 12), 3, blur_radius=0.02, ranges=ranges,
+                                     clip_barycentric_coords=clip)
+        _assert_matches_reference(out, reference_soft(pos[0], tri, 10, 12, 3, 0.02, ranges=ranges, clip=clip), 1e-12)
     assert out.face_ids[1][out.face_ids[1] >= 0].min() >= 3  # ids stay global
 
 
@@ -145,8 +164,8 @@ def test_tutorial_settings_and_defaults():
     assert rastlit.soft_blur_radius(sigma) == pytest.approx(9.21e-4, rel=1e-3)
     dflt = rastlit.rasterize_soft(pos, tri, (16, 16), faces_per_pixel=50, sigma=sigma)
     assert torch.equal(dflt.face_ids, out.face_ids) and torch.equal(dflt.alpha, out.alpha)
-    ref = reference_soft(pos, tri, 16, 16, 50, rastlit.soft_blur_radius(sigma))
-    assert torch.equal(out.face_ids, ref[0])
+    ref = reference_soft(pos, tri, 16, 16, 50, rastlit.soft_blur_radius(sigma), clip=True)  # blur > 0: clipped
+    _assert_matches_reference(out, ref, 1e-12)
     # sorted by depth, empty slots at the end with -1 everywhere
     valid = out.face_ids >= 0
     z = torch.where(valid, out.zbuf, torch.full_like(out.zbuf, math.inf))
@@ -191,6 +210,69 @@ def test_near_far_and_behind_camera():
     assert ids.numel() > 0 and (ids == 0).all()
 
 
+def test_clipped_depth_is_a_point_of_the_face_and_decides_near_far():
+    # With clipping the depth of every kept sample lies within its face's vertex depths; at
+    # blur 0 (only strictly inside samples) clipping changes nothing.
+    pos, tri = _scene(6, B=1, T=10)
+    out = rastlit.rasterize_soft(pos, tri, (16, 16), faces_per_pixel=10, blur_radius=0.05)
+    valid = out.face_ids >= 0
+    zv = (pos[0, :, 2] / pos[0, :, 3])[tri.long()]  # [T,3]
+    zf = zv[out.face_ids[valid].long()]
+    assert ((out.zbuf[valid] >= zf.min(-1).values - 1e-12) & (out.zbuf[valid] <= zf.max(-1).values + 1e-12)).all()
+    a = rastlit.rasterize_soft(pos, tri, (16, 16), faces_per_pixel=4, blur_radius=0.0, clip_barycentric_coords=True)
+    b = rastlit.rasterize_soft(pos, tri, (16, 16), faces_per_pixel=4, blur_radius=0.0, clip_barycentric_coords=False)
+    for name in ("face_ids", "zbuf", "dists", "alpha"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    torch.testing.assert_close(a.bary, b.bary, rtol=0, atol=1e-15)  # (renormalized: last bits)
+    # Near/far uses the same depth: a triangle inside the frustum (z/w in [0.5, 0.9]) whose plane
+    # extrapolates beyond the far plane right of it is kept there only when clipping.
+    pos = torch.tensor([[[-0.5, -0.5, 0.5, 1.0], [0.0, -0.5, 0.9, 1.0], [-0.5, 0.5, 0.5, 1.0]]], dtype=torch.float64)
+    tri = torch.tensor([[0, 1, 2]], dtype=torch.int32)
+    kw = dict(faces_per_pixel=1, blur_radius=0.3)
+    on = rastlit.rasterize_soft(pos, tri, (8, 8), clip_barycentric_coords=True, **kw)
+    off = rastlit.rasterize_soft(pos, tri, (8, 8), clip_barycentric_coords=False, **kw)
+    assert (on.zbuf[on.face_ids >= 0] <= 0.9 + 1e-12).all()
+    assert (off.zbuf[off.face_ids >= 0] <= 1.0).all()
+    assert ((on.face_ids >= 0) & (off.face_ids < 0)).sum() > 3  # plane beyond far, face itself not
+    assert not ((off.face_ids >= 0) & (on.face_ids < 0)).any()
+    for clip, o in ((True, on), (False, off)):
+        _assert_matches_reference(o, reference_soft(pos, tri, 8, 8, 1, 0.3, clip=clip), 1e-12)
+
+
+def _sphere_views(res, subdivisions=2):
+    m = mesh.bumpy_sphere(subdivisions, seed=0)
+    cams = camera.PerspectiveCamera.orbit(2, radius=3.0, elevation_deg=15.0, resolution=res)
+    return cams.project(m.verts), m.faces
+
+
+@pytest.mark.parametrize("res,sigma,min_alpha", [((24, 32), 1e-3, 0.5), ((24, 32), 1e-4, 0.5), ((48, 64), 3e-4, 0.5)])
+def test_dense_sphere_silhouette_keeps_the_covering_face(res, sigma, min_alpha):
+    # Nearly edge-on faces next to a silhouette: their planes extrapolate to depths far in front
+    # of the surface (z/w ~ -0.75 for faces at ~0.92), which crowded the covering face out of the
+    # K list (alpha ~0.1 at covered pixels) before depths were taken at clipped barycentrics.
+    pos, tri = _sphere_views(res)
+    rast, _ = rastlit.rasterize(pos, tri, res)
+    covered = rast[..., 3] > 0
+    hard_id = rast[..., 3].long() - 1
+    out = rastlit.rasterize_soft(pos, tri, res, faces_per_pixel=8, sigma=sigma)
+    assert out.alpha[covered].min() >= min_alpha
+    old = rastlit.rasterize_soft(pos, tri, res, faces_per_pixel=8, sigma=sigma, clip_barycentric_coords=False)
+    if sigma == 1e-3:
+        assert old.alpha[covered].min() < 0.3  # the reproduction: the plane order loses coverage
+    # The covering face is in the K list wherever the blur reaches fewer than K other faces with
+    # a nearer point: true here for sigma <= 3e-4 (blur radius <= 0.5 pixel); at sigma = 1e-3
+    # (1.5 pixels at 32 wide) up to 9 other faces of this 320-face sphere legitimately are nearer.
+    in_list = (out.face_ids.long() == hard_id.unsqueeze(-1)).any(-1)
+    if sigma <= 3e-4:
+        assert in_list[covered].all()
+    big = rastlit.rasterize_soft(pos, tri, res, faces_per_pixel=16, sigma=sigma)
+    assert (big.face_ids.long() == hard_id.unsqueeze(-1)).any(-1)[covered].all()
+    # and at the pixels it is in the list, it is rasterize's face at rasterize's depth
+    k = (out.face_ids.long() == hard_id.unsqueeze(-1)).float().argmax(-1, keepdim=True)
+    sel = covered & in_list
+    torch.testing.assert_close(out.zbuf.gather(-1, k)[..., 0][sel], rast[..., 2][sel], rtol=0, atol=1e-5)
+
+
 # ------------------------------------------------------------------------------------ gradients
 
 
@@ -202,12 +284,25 @@ def _grad_scene():
     return pos, tri
 
 
+def _assert_away_from_clip_kinks(pos, tri, res, K, blur, clip, ranges=None):
+    """Clipping is piecewise smooth with kinks where a screen-space barycentric of a kept sample
+    crosses 0 (the sign of the perspective-correct one is the same, w > 0): finite differences
+    need every kept sample's |lambda_i| away from 0. Returns the number of kept samples with one
+    and with two negative (clamped) coordinates."""
+    ref = reference_soft(pos, tri, res[0], res[1], K, blur, clip=clip, ranges=ranges, with_lambda=True)
+    lam = ref[4][ref[0] >= 0]
+    assert lam.abs().min() > 1e-4
+    neg = (lam < 0).sum(-1)
+    return (neg == 1).sum().item(), (neg == 2).sum().item()
+
+
+@pytest.mark.parametrize("clip", [False, True])
 @pytest.mark.parametrize("perspective_correct", [True, False])
-def test_gradcheck_all_outputs(perspective_correct):
+def test_gradcheck_all_outputs(perspective_correct, clip):
     pos, tri = _grad_scene()
     res, K, blur, sigma = (7, 8), 2, 0.03, 0.02
     kw = dict(faces_per_pixel=K, blur_radius=blur, sigma=sigma, perspective_correct=perspective_correct,
-              clip_barycentric_coords=False)
+              clip_barycentric_coords=clip)
     base = rastlit.rasterize_soft(pos, tri, res, **kw)
     # The selection must not change under the finite-difference step (no pixel at the blur
     # boundary, on an edge, or at a depth tie).
@@ -215,6 +310,10 @@ def test_gradcheck_all_outputs(perspective_correct):
         assert torch.equal(rastlit.rasterize_soft(pos + s, tri, res, **kw).face_ids, base.face_ids)
     assert (base.face_ids[..., 1] >= 0).sum() > 5  # both faces overlap somewhere
     assert ((base.dists > 0) & (base.face_ids >= 0)).sum() > 5  # blur region samples present
+    # outside samples in both clipped regimes: next to an edge (one coordinate clamped, depth
+    # along the edge) and next to a vertex (two clamped, the vertex's depth)
+    one, two = _assert_away_from_clip_kinks(pos, tri, res, K, blur, clip)
+    assert one > 5 and two >= 1
 
     def f(p):
         o = rastlit.rasterize_soft(p, tri, res, **kw)
@@ -230,10 +329,12 @@ def test_gradcheck_clipped_bary_and_range_mode():
     base = rastlit.rasterize_soft(pos[0], tri, (6, 6), **kw)
     for s in (1e-5, -1e-5):
         assert torch.equal(rastlit.rasterize_soft(pos[0] + s, tri, (6, 6), **kw).face_ids, base.face_ids)
+    one, two = _assert_away_from_clip_kinks(pos[0], tri, (6, 6), 2, 0.02, True, ranges=ranges)
+    assert one + two > 5
 
     def f(p):
         o = rastlit.rasterize_soft(p, tri, (6, 6), **kw)
-        return o.bary, o.alpha
+        return o.zbuf, o.bary, o.dists, o.alpha
 
     assert torch.autograd.gradcheck(f, (pos[0].clone().requires_grad_(),), eps=1e-7, atol=1e-6, rtol=1e-5)
 
@@ -241,13 +342,15 @@ def test_gradcheck_clipped_bary_and_range_mode():
 def test_opcheck():
     pos, tri = _grad_scene()
     pos = pos.requires_grad_()
-    torch.library.opcheck(torch.ops.rastlit.rasterize_soft_fwd.default, (pos, tri, 7, 9, 3, 0.02, True, None))
+    for clip in (True, False):
+        torch.library.opcheck(torch.ops.rastlit.rasterize_soft_fwd.default,
+                              (pos, tri, 7, 9, 3, 0.02, True, clip, None))
     ranges = torch.tensor([[0, 1], [0, 2]], dtype=torch.int32)
     torch.library.opcheck(torch.ops.rastlit.rasterize_soft_fwd.default,
-                          (pos[0].detach().requires_grad_(), tri, 5, 6, 2, 0.0, False, ranges))
-    z, b, d, ids = torch.ops.rastlit.rasterize_soft_fwd(pos.detach(), tri, 7, 9, 3, 0.02, True, None)
+                          (pos[0].detach().requires_grad_(), tri, 5, 6, 2, 0.0, False, False, ranges))
+    z, b, d, ids = torch.ops.rastlit.rasterize_soft_fwd(pos.detach(), tri, 7, 9, 3, 0.02, True, True, None)
     torch.library.opcheck(torch.ops.rastlit.rasterize_soft_bwd.default,
-                          (pos.detach(), tri, ids, 0.02, True, None, torch.randn_like(z), torch.randn_like(b),
+                          (pos.detach(), tri, ids, 0.02, True, True, None, torch.randn_like(z), torch.randn_like(b),
                            torch.randn_like(d)))
 
 
@@ -361,13 +464,13 @@ def test_rejects_bad_inputs():
     with pytest.raises(ValueError, match="pos holds NaN or Inf"):
         rastlit.rasterize_soft(bad, tri, (8, 8))
     # backward op checks
-    z, b, d, ids = torch.ops.rastlit.rasterize_soft_fwd(pos, tri, 5, 6, 2, 0.01, True, None)
+    z, b, d, ids = torch.ops.rastlit.rasterize_soft_fwd(pos, tri, 5, 6, 2, 0.01, True, True, None)
     with pytest.raises(ValueError, match=r"grad_bary must have shape \[1,5,6,2,3\]"):
-        torch.ops.rastlit.rasterize_soft_bwd(pos, tri, ids, 0.01, True, None, z, b[..., :2], d)
+        torch.ops.rastlit.rasterize_soft_bwd(pos, tri, ids, 0.01, True, True, None, z, b[..., :2], d)
     with pytest.raises(TypeError, match="face_ids must be int32"):
-        torch.ops.rastlit.rasterize_soft_bwd(pos, tri, ids.float(), 0.01, True, None, z, b, d)
+        torch.ops.rastlit.rasterize_soft_bwd(pos, tri, ids.float(), 0.01, True, True, None, z, b, d)
     with pytest.raises(TypeError, match="must have the dtype of pos"):
-        torch.ops.rastlit.rasterize_soft_bwd(pos, tri, ids, 0.01, True, None, z.float(), b, d)
+        torch.ops.rastlit.rasterize_soft_bwd(pos, tri, ids, 0.01, True, True, None, z.float(), b, d)
 
 
 def test_empty_inputs_and_noncontiguous():
@@ -391,13 +494,14 @@ gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU
 
 @pytest.mark.cuda
 @gpu
+@pytest.mark.parametrize("clip", [True, False])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_cuda_matches_cpu(dtype):
+def test_cuda_matches_cpu(dtype, clip):
     verts, faces = mesh.icosphere(4)
     mvp = camera.perspective(45.0) @ camera.look_at((0.3, 0.4, 2.8))
     pos = camera.transform_points(mvp, verts).unsqueeze(0).repeat(2, 1, 1).to(dtype)
     pos[1, :, 1] += 0.2
-    kw = dict(faces_per_pixel=8, sigma=1e-4)
+    kw = dict(faces_per_pixel=8, sigma=1e-4, clip_barycentric_coords=clip)
     g = torch.Generator().manual_seed(0)
     wa = torch.randn(2, 64, 80, generator=g, dtype=dtype)
     wz = torch.randn(2, 64, 80, 8, generator=g, dtype=dtype)

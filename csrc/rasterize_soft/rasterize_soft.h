@@ -5,13 +5,18 @@
 //   lambda_i  screen-space barycentrics of p (affine in NDC; may be negative outside),
 //   inside    all lambda_i > 0 (strict, as PyTorch3D),
 //   dist      squared euclidean NDC distance from p to the triangle's boundary, negated inside,
-//   z         z/w at p: sum_i lambda_i z_i/w_i (the depth plane, extrapolated outside),
+//   z         z/w at p. Without clipping: sum_i lambda_i z_i/w_i (the depth plane, extrapolated
+//             outside the triangle). With clip_barycentric_coords: sum_i c_i z_i/w_i with the
+//             clipped screen-space barycentrics c = clip(lambda) (see clip_bary3), i.e. the depth
+//             of a point OF the triangle (z/w is affine in screen space over the triangle), as
+//             PyTorch3D's pz with clipped barycentrics. Inside the triangle c = lambda.
 //   bary      perspective-correct barycentrics (lambda_i / w_i) / sum_j (lambda_j / w_j), or
-//             lambda itself when perspective_correct is false.
+//             lambda itself when perspective_correct is false; then clip()ped when
+//             clip_barycentric_coords is set.
 // A sample is kept when inside || dist < blur_radius (PyTorch3D rejects dist >= blur_radius),
-// -1 <= z <= 1 (near/far planes, per pixel), and sum_j lambda_j / w_j > 0 (the pixel ray meets
-// the triangle's plane in front of the camera). Per pixel the K nearest samples by z are kept,
-// exact z ties to the lower triangle id.
+// -1 <= z <= 1 (near/far planes, per pixel, with the same z as the ordering), and
+// sum_j lambda_j / w_j > 0 (the pixel ray meets the triangle's plane in front of the camera).
+// Per pixel the K nearest samples by z are kept, exact z ties to the lower triangle id.
 //
 // Triangles with a vertex at w <= 0 (at or behind the camera plane), a non-finite coordinate
 // or zero projected area produce no samples (documented: they are skipped, not clipped).
@@ -101,12 +106,36 @@ RL_HD double segment_dist2(double ax, double ay, double bx, double by, double in
   return qx * qx + qy * qy;
 }
 
+// Clipped barycentrics (PyTorch3D's): c_i = max(b_i, 0) / max(sum_j max(b_j, 0), 1e-5). For
+// barycentrics summing to 1 the denominator is >= 1 (no division blow-up); inside, c = b.
+// Returns the denominator.
+RL_HD double clip_bary3(const double* b, double* c) {
+  double s = 0.0;
+  for (int i = 0; i < 3; ++i) {
+    c[i] = b[i] > 0.0 ? b[i] : 0.0;
+    s += c[i];
+  }
+  s = s > 1e-5 ? s : 1e-5;
+  const double is = 1.0 / s;
+  for (int i = 0; i < 3; ++i) c[i] *= is;
+  return s;
+}
+
+// Backward of clip_bary3: gc = dL/dc -> adds dL/db to gb. A clamped coordinate (b_i < 0) gets no
+// gradient, the free ones that of the renormalization (b_i = 0 counts as free, as torch.clamp).
+RL_HD void clip_bary3_backward(const double* b, const double* c, double s, const double* gc, double* gb) {
+  const double dot = gc[0] * c[0] + gc[1] * c[1] + gc[2] * c[2];
+  const double is = 1.0 / s;
+  for (int i = 0; i < 3; ++i)
+    if (b[i] >= 0.0) gb[i] += (gc[i] - dot) * is;
+}
+
 struct SoftSample {
   double ax[3], ay[3];  // vertices in the pixel frame (X_i - px, Y_i - py)
   double e[3], S;       // edge functions e_i and their sum (twice the signed area)
   double lambda[3];     // screen-space barycentrics e_i / S
   double q;             // sum_i lambda_i / w_i (> 0 for a kept sample)
-  double z;             // z/w at the pixel
+  double z;             // z/w at the pixel (at the clipped barycentrics when clipping)
   bool inside;
 };
 
@@ -114,7 +143,8 @@ struct SoftSample {
 // inside test, z and the perspective denominator. Returns false if the sample is rejected by
 // z (outside [-1, 1] or > z_reject: a full per-pixel list keeps nothing deeper), the perspective
 // denominator, or (outside only) the distance test. dist_out (or null) gets the signed distance.
-RL_HD bool soft_sample(const SoftTriangle& s, double px, double py, double blur_radius, SoftSample* o,
+// clip: z at the clipped barycentrics (clip_barycentric_coords) instead of the extrapolated plane.
+RL_HD bool soft_sample(const SoftTriangle& s, double px, double py, double blur_radius, bool clip, SoftSample* o,
                        double* dist_out, double z_reject = 1.0) {
   for (int i = 0; i < 3; ++i) {
     o->ax[i] = s.X[i] - px;
@@ -127,7 +157,13 @@ RL_HD bool soft_sample(const SoftTriangle& s, double px, double py, double blur_
   if (!(o->S != 0.0)) return false;
   const double inv = 1.0 / o->S;
   for (int i = 0; i < 3; ++i) o->lambda[i] = o->e[i] * inv;
-  o->z = o->lambda[0] * s.Z[0] + o->lambda[1] * s.Z[1] + o->lambda[2] * s.Z[2];
+  if (clip && !(o->lambda[0] >= 0.0 && o->lambda[1] >= 0.0 && o->lambda[2] >= 0.0)) {
+    double c[3];
+    clip_bary3(o->lambda, c);
+    o->z = c[0] * s.Z[0] + c[1] * s.Z[1] + c[2] * s.Z[2];
+  } else {
+    o->z = o->lambda[0] * s.Z[0] + o->lambda[1] * s.Z[1] + o->lambda[2] * s.Z[2];
+  }
   if (!(o->z >= -1.0 && o->z <= 1.0 && o->z <= z_reject)) return false;
   o->inside = o->lambda[0] > 0.0 && o->lambda[1] > 0.0 && o->lambda[2] > 0.0;
   if (!o->inside) {
@@ -151,26 +187,45 @@ RL_HD bool soft_sample(const SoftTriangle& s, double px, double py, double blur_
   return true;
 }
 
-// Outputs of a kept sample: signed distance, z and barycentrics.
-template <typename T>
-RL_HD void soft_outputs(const SoftTriangle& s, const SoftSample& o, double signed_dist, bool perspective_correct,
-                        T* zbuf, T* bary, T* dist) {
-  *zbuf = T(o.z);
-  *dist = T(signed_dist);
+// Barycentrics of a sample before clipping: perspective-correct or screen-space.
+RL_HD void soft_bary(const SoftTriangle& s, const SoftSample& o, bool perspective_correct, double* b) {
   if (perspective_correct) {
     const double iq = 1.0 / o.q;
-    for (int i = 0; i < 3; ++i) bary[i] = T(o.lambda[i] * s.iw[i] * iq);
+    for (int i = 0; i < 3; ++i) b[i] = o.lambda[i] * s.iw[i] * iq;
   } else {
-    for (int i = 0; i < 3; ++i) bary[i] = T(o.lambda[i]);
+    for (int i = 0; i < 3; ++i) b[i] = o.lambda[i];
   }
 }
 
+// Outputs of a kept sample: signed distance, z and barycentrics (clipped when clip).
+template <typename T>
+RL_HD void soft_outputs(const SoftTriangle& s, const SoftSample& o, double signed_dist, bool perspective_correct,
+                        bool clip, T* zbuf, T* bary, T* dist) {
+  *zbuf = T(o.z);
+  *dist = T(signed_dist);
+  double b[3], c[3];
+  soft_bary(s, o, perspective_correct, b);
+  if (clip) clip_bary3(b, c);
+  for (int i = 0; i < 3; ++i) bary[i] = T(clip ? c[i] : b[i]);
+}
+
 // Backward of one kept sample: adds dL/d(x, y, z, w) of the three clip-space vertices to g[12]
-// (vertex i at g[4i..4i+3]). gz, gdist: upstream gradients of zbuf and dists; gb[3] of bary.
-RL_HD void soft_sample_backward(const SoftTriangle& s, const SoftSample& o, bool perspective_correct, double gz,
-                                double gdist, const double* gb, double* g) {
+// (vertex i at g[4i..4i+3]). gz, gdist: upstream gradients of zbuf and dists; gb_out[3] of bary.
+// clip: the forward clipped bary and took z at the clipped screen-space barycentrics. Piecewise:
+// inside the triangle nothing changes; outside, a clamped coordinate passes no gradient.
+RL_HD void soft_sample_backward(const SoftTriangle& s, const SoftSample& o, bool perspective_correct, bool clip,
+                                double gz, double gdist, const double* gb_out, double* g) {
   double gl[3] = {0, 0, 0}, giw[3] = {0, 0, 0}, gZ[3] = {0, 0, 0}, gax[3] = {0, 0, 0}, gay[3] = {0, 0, 0};
-  // bary
+  // bary = clip(b) or b
+  double gb[3] = {gb_out[0], gb_out[1], gb_out[2]};
+  if (clip && (gb[0] != 0.0 || gb[1] != 0.0 || gb[2] != 0.0)) {
+    double b[3], c[3];
+    soft_bary(s, o, perspective_correct, b);
+    const double sc = clip_bary3(b, c);
+    gb[0] = gb[1] = gb[2] = 0.0;
+    clip_bary3_backward(b, c, sc, gb_out, gb);
+  }
+  // b
   if (perspective_correct) {
     const double iq = 1.0 / o.q;
     double b[3], dot = 0;
@@ -186,10 +241,22 @@ RL_HD void soft_sample_backward(const SoftTriangle& s, const SoftSample& o, bool
   } else {
     for (int i = 0; i < 3; ++i) gl[i] += gb[i];
   }
-  // z = sum lambda_i Z_i
-  for (int i = 0; i < 3; ++i) {
-    gl[i] += gz * s.Z[i];
-    gZ[i] += gz * o.lambda[i];
+  // z = sum c_i Z_i, c = clip(lambda) when clipping (and outside), else c = lambda
+  if (gz != 0.0) {
+    if (clip && !(o.lambda[0] >= 0.0 && o.lambda[1] >= 0.0 && o.lambda[2] >= 0.0)) {
+      double c[3], gc[3];
+      const double sc = clip_bary3(o.lambda, c);
+      for (int i = 0; i < 3; ++i) {
+        gc[i] = gz * s.Z[i];
+        gZ[i] += gz * c[i];
+      }
+      clip_bary3_backward(o.lambda, c, sc, gc, gl);
+    } else {
+      for (int i = 0; i < 3; ++i) {
+        gl[i] += gz * s.Z[i];
+        gZ[i] += gz * o.lambda[i];
+      }
+    }
   }
   // lambda_i = e_i / S, S = sum e
   const double inv = 1.0 / o.S;
@@ -266,6 +333,7 @@ struct SoftRasterizeFwdParams {
   int height, width, K;
   double blur_radius;
   bool perspective_correct;
+  bool clip_barycentric_coords;  // clip bary, and depth (order, near/far, zbuf) at clipped barycentrics
   int32_t* face_ids;  // [B,H,W,K] out, global triangle ids, -1 where none
   T* zbuf;            // [B,H,W,K] out, z/w, -1 where none
   T* bary;            // [B,H,W,K,3] out, -1 where none
@@ -282,6 +350,7 @@ struct SoftRasterizeBwdParams {
   int height, width, K;
   double blur_radius;
   bool perspective_correct;
+  bool clip_barycentric_coords;
   const int32_t* face_ids;  // forward output
   const T* grad_zbuf;       // [B,H,W,K]
   const T* grad_bary;       // [B,H,W,K,3]
@@ -300,10 +369,10 @@ RL_HD void soft_slot_backward(const SoftRasterizeBwdParams<T>& p, const SoftTria
   if (gz == 0.0 && gd == 0.0 && gb[0] == 0.0 && gb[1] == 0.0 && gb[2] == 0.0) return;
   SoftSample smp;
   double dist;
-  if (!soft_sample(s, pixel_center_ndc<double>(x, p.width), pixel_center_ndc<double>(y, p.height), p.blur_radius, &smp,
-                   &dist))
+  if (!soft_sample(s, pixel_center_ndc<double>(x, p.width), pixel_center_ndc<double>(y, p.height), p.blur_radius,
+                   p.clip_barycentric_coords, &smp, &dist))
     return;
-  soft_sample_backward(s, smp, p.perspective_correct, gz, gd, gb, g);
+  soft_sample_backward(s, smp, p.perspective_correct, p.clip_barycentric_coords, gz, gd, gb, g);
 }
 
 // Backward for one triangle of one view: walks the triangle's pixel box in row-major order and

@@ -114,7 +114,9 @@ void soft_view(const SoftRasterizeFwdParams<T>& p, int64_t b, std::vector<SoftTr
             const int li = (y - ty0) * TS + (x - tx0);
             const double zr = cnt[li] == K ? zs[li * K + K - 1] : 1.0;
             SoftSample smp;
-            if (!soft_sample(s, pixel_center_ndc<double>(x, W), py, p.blur_radius, &smp, nullptr, zr)) continue;
+            if (!soft_sample(s, pixel_center_ndc<double>(x, W), py, p.blur_radius, p.clip_barycentric_coords, &smp,
+                             nullptr, zr))
+              continue;
             soft_insert(zs.data() + li * K, ids.data() + li * K, nullptr, &cnt[li], K, smp.z, t, 0);
           }
         }
@@ -134,8 +136,10 @@ void soft_view(const SoftRasterizeFwdParams<T>& p, int64_t b, std::vector<SoftTr
             const int32_t t = ids[li * K + k];
             SoftSample smp;
             double dist = 0;
-            soft_sample(setups[t], pixel_center_ndc<double>(x, W), py, p.blur_radius, &smp, &dist);
-            soft_outputs(setups[t], smp, dist, p.perspective_correct, zbuf + o + k, bary + 3 * (o + k), dists + o + k);
+            soft_sample(setups[t], pixel_center_ndc<double>(x, W), py, p.blur_radius, p.clip_barycentric_coords, &smp,
+                        &dist);
+            soft_outputs(setups[t], smp, dist, p.perspective_correct, p.clip_barycentric_coords, zbuf + o + k,
+                         bary + 3 * (o + k), dists + o + k);
             face_ids[o + k] = int32_t(vr.first + t);
           }
         }

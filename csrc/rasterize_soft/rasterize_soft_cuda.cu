@@ -148,7 +148,8 @@ __global__ void soft_raster_kernel(SoftRasterizeFwdParams<T> p, SoftSlots m, con
       const SoftTriangle& s = s_setup[j];
       if (x < s.x0 || x > s.x1 || y < s.y0 || y > s.y1) continue;
       SoftSample smp;
-      if (!soft_sample(s, px, py, p.blur_radius, &smp, nullptr, n == K ? zs[K - 1] : 1.0)) continue;
+      if (!soft_sample(s, px, py, p.blur_radius, p.clip_barycentric_coords, &smp, nullptr, n == K ? zs[K - 1] : 1.0))
+        continue;
       int64_t v, t;
       soft_slot_view(m, s_tri[j], &v, &t);
       soft_insert(zs, ids, slots_k, &n, K, smp.z, int32_t(t), s_tri[j]);
@@ -166,8 +167,9 @@ __global__ void soft_raster_kernel(SoftRasterizeFwdParams<T> p, SoftSlots m, con
     const SoftTriangle& s = setups[slots_k[k]];
     SoftSample smp;
     double dist = 0;
-    soft_sample(s, px, py, p.blur_radius, &smp, &dist);
-    soft_outputs(s, smp, dist, p.perspective_correct, p.zbuf + o + k, p.bary + 3 * (o + k), p.dists + o + k);
+    soft_sample(s, px, py, p.blur_radius, p.clip_barycentric_coords, &smp, &dist);
+    soft_outputs(s, smp, dist, p.perspective_correct, p.clip_barycentric_coords, p.zbuf + o + k, p.bary + 3 * (o + k),
+                 p.dists + o + k);
     p.face_ids[o + k] = ids[k];
   }
 }
