@@ -73,6 +73,7 @@ GROUP_OPTIONS = {
     "paths": ["default"],
     "experiment": ["mesh_fit_detailed", "mesh_fit_soft", "texture_recovery_cube"],
     "hparams_search": ["mesh_fit_optuna"],
+    "launcher": ["joblib", "slurm"],
 }
 
 
@@ -127,6 +128,9 @@ def test_compose_every_group_option(group, option):
         assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
         assert cfg.hydra.sweeper.direction == "minimize" and cfg.optimized_metric == "chamfer"
         assert "task.lr" in cfg.hydra.sweeper.params
+    if group == "launcher":
+        assert cfg.hydra.launcher._target_.endswith(
+            {"joblib": "JoblibLauncher", "slurm": "SlurmLauncher"}[option]), cfg.hydra.launcher._target_
     if group == "data":
         assert cfg.data.cameras == {"multiview": "random", "orbit": "orbit"}[option]
     if group == "experiment" and option == "mesh_fit_soft":
@@ -335,6 +339,16 @@ def test_cli_basic_multirun(tmp_path):
     lrs = sorted(float(__import__("yaml").safe_load((r / ".hydra" / "config.yaml").read_text())["task"]["lr"])
                  for r in runs)
     assert lrs == [1e-3, 1e-2]
+
+
+def test_cli_joblib_launcher_multirun(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    run_cli(["-m", "launcher=joblib", "task.lr=1e-3,1e-2", "trainer.fast_dev_run=true", "logger=none",
+             "num_threads=1", f"paths.log_dir={tmp_path / 'logs'}", *TINY_MESH], cwd=tmp_path)
+    runs = run_dirs(tmp_path / "logs", "mesh_fit")
+    assert [r.name for r in runs] == ["0", "1"]
+    hydra_cfg = __import__("yaml").safe_load((runs[0] / ".hydra" / "hydra.yaml").read_text())
+    assert hydra_cfg["hydra"]["launcher"]["_target_"].endswith("JoblibLauncher")
 
 
 def test_cli_optuna_sweep_two_trials(tmp_path):
