@@ -59,7 +59,9 @@ def _sources(root: Path, with_cuda: bool) -> list[Path]:
 
 def _stamp(root: Path) -> str:
     h = hashlib.sha256()
-    for p in sorted(list(root.rglob("*.cpp")) + list(root.rglob("*.h")) + list(root.rglob("*.cu"))):
+    # Every source and header: a change to any of them (.cuh included) rebuilds.
+    for p in sorted(list(root.rglob("*.cpp")) + list(root.rglob("*.h")) + list(root.rglob("*.cu")) +
+                    list(root.rglob("*.cuh"))):
         h.update(str(p.relative_to(root)).encode())
         h.update(p.read_bytes())
     h.update(repr((_CFLAGS, _CUDA_CFLAGS, _LDFLAGS, torch.__version__, sys.version_info[:2], cuda_enabled(),

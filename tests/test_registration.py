@@ -92,3 +92,28 @@ def test_regular_install_ships_every_kernel_source():
         pkg = ".".join(["rastlit.csrc", *rel.parts[:-1]])
         assert pkg in cfg["packages"], f"{pkg} is not listed in [tool.setuptools] packages"
         assert any(rel.name.endswith(g.lstrip("*")) for g in globs.get(pkg, [])), f"{rel} not in package-data of {pkg}"
+
+
+def test_build_stamp_covers_every_kernel_source(tmp_path):
+    """The build stamp decides whether the extension is recompiled: editing any source or header
+    (.cuh included: tile_binning_cuda.cuh, cuda_common.cuh, ...) must change it."""
+    import shutil
+    from pathlib import Path
+
+    from rastlit import _build
+
+    csrc = Path(__file__).resolve().parent.parent / "csrc"
+    root = tmp_path / "csrc"
+    shutil.copytree(csrc, root)
+    base = _build._stamp(root)
+    edited = 0
+    for src in sorted(root.rglob("*")):
+        if not src.is_file() or src.suffix not in (".h", ".cuh", ".cpp", ".cu"):
+            continue
+        text = src.read_bytes()
+        src.write_bytes(text + b"\n// edit\n")
+        assert _build._stamp(root) != base, f"{src.relative_to(root)} does not feed the build stamp"
+        src.write_bytes(text)
+        edited += 1
+    assert edited > 0 and any(root.rglob("*.cuh"))
+    assert _build._stamp(root) == base

@@ -8,6 +8,8 @@
 #include <memory>
 #include <vector>
 
+#include "../tile_binning.h"
+
 namespace rastlit {
 namespace {
 
@@ -44,59 +46,20 @@ void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<Trian
                               pos + 4 * int64_t(ti[2]), H, W, &setups[t]);
   }
 
-  // 2. Binning in fixed-size chunks of triangles (independent of the thread count): each chunk
-  //    counts its tile entries, a prefix sum in (tile, chunk) order lays the bins out, and each
-  //    chunk fills its slots, so every bin lists its triangles in ascending index order.
-  const int TS = kRasterTileSize;
-  const int tiles_x = (W + TS - 1) / TS, tiles_y = (H + TS - 1) / TS;
-  const int64_t num_tiles = int64_t(tiles_x) * tiles_y;
-  const int64_t chunk = std::max<int64_t>(4096, (n + 63) / 64);
-  const int64_t num_chunks = std::max<int64_t>(1, (n + chunk - 1) / chunk);
-  counts.assign(size_t(num_chunks * num_tiles + 1), 0);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(p.num_threads)
-  for (int64_t ch = 0; ch < num_chunks; ++ch) {
-    int64_t* cnt = counts.data() + ch * num_tiles;
-    const int64_t end = std::min(n, (ch + 1) * chunk);
-    for (int64_t t = ch * chunk; t < end; ++t) {
-      if (!valid[t]) continue;
-      const TriangleSetup<T>& s = setups[t];
-      for (int ty = s.y0 / TS; ty <= s.y1 / TS; ++ty)
-        for (int tx = s.x0 / TS; tx <= s.x1 / TS; ++tx) ++cnt[int64_t(ty) * tiles_x + tx];
-    }
-  }
-  // Exclusive prefix sum in (tile, chunk) order, rewritten in place as starting offsets.
-  std::vector<int64_t> tile_begin(size_t(num_tiles + 1));
-  int64_t total = 0;
-  for (int64_t tile = 0; tile < num_tiles; ++tile) {
-    tile_begin[tile] = total;
-    for (int64_t ch = 0; ch < num_chunks; ++ch) {
-      int64_t& c = counts[ch * num_tiles + tile];
-      const int64_t k = c;
-      c = total;
-      total += k;
-    }
-  }
-  tile_begin[num_tiles] = total;
-  bins.resize(size_t(total));
-#pragma omp parallel for schedule(dynamic, 1) num_threads(p.num_threads)
-  for (int64_t ch = 0; ch < num_chunks; ++ch) {
-    int64_t* cursor = counts.data() + ch * num_tiles;
-    const int64_t end = std::min(n, (ch + 1) * chunk);
-    for (int64_t t = ch * chunk; t < end; ++t) {
-      if (!valid[t]) continue;
-      const TriangleSetup<T>& s = setups[t];
-      for (int ty = s.y0 / TS; ty <= s.y1 / TS; ++ty)
-        for (int tx = s.x0 / TS; tx <= s.x1 / TS; ++tx)
-          bins[cursor[int64_t(ty) * tiles_x + tx]++] = int32_t(t);
-    }
-  }
+  // 2. Binning into 16x16 pixel tiles (tile_binning.h): every bin lists its triangles in
+  //    ascending index order, independently of the thread count.
+  const TileGrid<kRasterTileSize> grid(H, W);
+  const int TS = grid.tile_size;
+  const int64_t num_tiles = grid.num_tiles;
+  std::vector<int64_t> tile_begin;
+  bin_setups_to_tiles(n, grid, p.num_threads, setups.data(), valid.data(), counts, tile_begin, bins);
 
   // 3. Per tile: z-buffer over the bin (ascending ids, strict less: ties go to the lower id),
   //    then barycentrics and derivatives for the winner only.
 #pragma omp parallel for schedule(dynamic, 1) num_threads(p.num_threads)
   for (int64_t tile = 0; tile < num_tiles; ++tile) {
-    const int tx0 = int(tile % tiles_x) * TS, ty0 = int(tile / tiles_x) * TS;
-    const int tx1 = std::min(tx0 + TS, W) - 1, ty1 = std::min(ty0 + TS, H) - 1;
+    const PixelBox tb = grid.tile_pixels(tile);
+    const int tx0 = tb.x0, ty0 = tb.y0, tx1 = tb.x1, ty1 = tb.y1;
     T zbuf[kRasterTileSize * kRasterTileSize];
     int32_t ibuf[kRasterTileSize * kRasterTileSize];
     for (int i = 0; i < TS * TS; ++i) ibuf[i] = -1;

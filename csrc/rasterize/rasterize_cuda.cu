@@ -2,13 +2,13 @@
 //   1. setup: one thread per (view, triangle) slot -> TriangleSetup and its count of 16x16 tiles
 //   2. exclusive scan of the counts, then each slot emits (view * tiles + tile, slot) pairs
 //   3. stable radix sort by key: each tile's bin lists its triangles in ascending index order
+//      (steps 2-3 and the slot layout: tile_binning_cuda.cuh, shared with rasterize_soft)
 //   4. one 16x16 thread block per (view, tile): every thread z-buffers its pixel over the bin,
 //      reading triangle setups through shared memory, then writes barycentrics for the winner.
 // The winner is the nearest z/w, exact ties to the lower id, so the result does not depend on
 // scheduling; coverage uses the same exact predicates (rasterize.h) as the CPU path.
-#include <cub/cub.cuh>
-
 #include "../cuda_common.cuh"
+#include "../tile_binning_cuda.cuh"
 #include "../vertex_scatter_cuda.cuh"
 #include "rasterize.h"
 
@@ -17,32 +17,6 @@ namespace {
 
 constexpr int kTS = kRasterTileSize;
 constexpr int kChunk = 64;  // triangle setups staged in shared memory at a time
-
-struct SlotMap {
-  const int64_t* view_offset;  // [B+1] first slot of each view (range mode), or null
-  const int64_t* view_start;   // [B] first global triangle of each view (range mode)
-  int64_t num_views, tris_per_view;  // instanced mode: slot = view * T + t
-};
-
-__device__ inline void slot_to_view(const SlotMap& m, int64_t slot, int64_t* view, int64_t* tri) {
-  if (!m.view_offset) {
-    *view = slot / m.tris_per_view;
-    *tri = slot % m.tris_per_view;
-    return;
-  }
-  int64_t lo = 0, hi = m.num_views - 1;  // last view whose offset <= slot
-  while (lo < hi) {
-    const int64_t mid = (lo + hi + 1) / 2;
-    if (m.view_offset[mid] <= slot) lo = mid; else hi = mid - 1;
-  }
-  *view = lo;
-  *tri = m.view_start[lo] + (slot - m.view_offset[lo]);
-}
-
-template <typename T>
-__device__ const T* view_pos(const T* pos, bool range_mode, int64_t view, int64_t num_vertices) {
-  return range_mode ? pos : pos + view * num_vertices * 4;
-}
 
 template <typename T>
 __global__ void setup_kernel(RasterizeFwdParams<T> p, SlotMap m, int64_t num_slots, int tiles_x,
@@ -58,33 +32,8 @@ __global__ void setup_kernel(RasterizeFwdParams<T> p, SlotMap m, int64_t num_slo
                                  p.height, p.width, &s);
   if (!ok) s.x0 = 1, s.x1 = 0;  // empty box marks an invalid slot
   setups[slot] = s;
-  tile_counts[slot] = ok ? int64_t(s.y1 / kTS - s.y0 / kTS + 1) * (s.x1 / kTS - s.x0 / kTS + 1) : 0;
+  tile_counts[slot] = ok ? tile_span_count<kTS>(s) : 0;
   (void)tiles_x;
-}
-
-template <typename T>
-__global__ void emit_kernel(const TriangleSetup<T>* setups, const int64_t* offsets, SlotMap m, int64_t num_slots,
-                            int tiles_x, int64_t num_tiles, uint64_t* keys, int32_t* slots) {
-  const int64_t slot = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (slot >= num_slots) return;
-  const TriangleSetup<T> s = setups[slot];
-  if (s.x0 > s.x1) return;
-  int64_t view, t;
-  slot_to_view(m, slot, &view, &t);
-  int64_t o = offsets[slot];
-  for (int ty = s.y0 / kTS; ty <= s.y1 / kTS; ++ty)
-    for (int tx = s.x0 / kTS; tx <= s.x1 / kTS; ++tx, ++o) {
-      keys[o] = uint64_t(view * num_tiles + int64_t(ty) * tiles_x + tx);
-      slots[o] = int32_t(slot);
-    }
-}
-
-__global__ void bin_ranges_kernel(const uint64_t* keys, int64_t n, int32_t* begin, int32_t* end) {
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= n) return;
-  const uint64_t k = keys[i];
-  if (i == 0 || keys[i - 1] != k) begin[k] = int32_t(i);
-  if (i == n - 1 || keys[i + 1] != k) end[k] = int32_t(i + 1);
 }
 
 template <typename T>
@@ -195,33 +144,6 @@ __global__ void backward_gather_kernel(VertexIncidence inc, const T* gbuf, T* gr
   out[3] = gw;
 }
 
-SlotMap make_slot_map(const int32_t* ranges_host, int64_t num_views, int64_t num_triangles, const CudaWorkspace& ws,
-                      int64_t* num_slots, int* status) {
-  SlotMap m{nullptr, nullptr, num_views, num_triangles};
-  *status = 0;
-  if (!ranges_host) {
-    *num_slots = num_views * num_triangles;
-    return m;
-  }
-  // Range mode: ranges live on the host (as in nvdiffrast); lay the slots out view by view.
-  int64_t* host = new int64_t[2 * num_views + 1];
-  host[0] = 0;
-  for (int64_t b = 0; b < num_views; ++b) {
-    host[b + 1] = host[b] + ranges_host[2 * b + 1];
-    host[num_views + 1 + b] = ranges_host[2 * b];
-  }
-  *num_slots = host[num_views];
-  int64_t* dev = ws.get<int64_t>(size_t(2 * num_views + 1));
-  if (cudaMemcpyAsync(dev, host, sizeof(int64_t) * size_t(2 * num_views + 1), cudaMemcpyHostToDevice, ws.stream) !=
-          cudaSuccess ||
-      cudaStreamSynchronize(ws.stream) != cudaSuccess)
-    *status = kCudaError;
-  delete[] host;
-  m.view_offset = dev;
-  m.view_start = dev + num_views + 1;
-  return m;
-}
-
 }  // namespace
 
 // p.ranges, when set, points to HOST memory here (the binding passes the CPU tensor).
@@ -247,40 +169,12 @@ int rasterize_fwd_cuda(const RasterizeFwdParams<T>& p_in, const CudaWorkspace& w
     setup_kernel<T><<<unsigned(div_up(num_slots, 128)), 128, 0, ws.stream>>>(p, m, num_slots, tiles_x, setups, counts);
     RL_CUDA_TRY(cudaGetLastError());
   }
-  size_t temp_bytes = 0;
-  RL_CUDA_TRY(cub::DeviceScan::ExclusiveSum(nullptr, temp_bytes, counts, offsets, num_slots + 1, ws.stream));
-  void* temp = ws.alloc(ws.ctx, temp_bytes);
-  RL_CUDA_TRY(cub::DeviceScan::ExclusiveSum(temp, temp_bytes, counts, offsets, num_slots + 1, ws.stream));
-  int64_t total = 0;
-  RL_CUDA_TRY(cudaMemcpyAsync(&total, offsets + num_slots, sizeof(int64_t), cudaMemcpyDeviceToHost, ws.stream));
-  RL_CUDA_TRY(cudaStreamSynchronize(ws.stream));
-  if (total > kMaxBinEntries) return kTooManyBinned;
-
-  uint64_t* keys_in = ws.get<uint64_t>(size_t(total) + 1);
-  uint64_t* keys_out = ws.get<uint64_t>(size_t(total) + 1);
-  int32_t* slots_in = ws.get<int32_t>(size_t(total) + 1);
-  int32_t* slots_out = ws.get<int32_t>(size_t(total) + 1);
-  int32_t* bin_begin = ws.get<int32_t>(size_t(num_keys));
-  int32_t* bin_end = ws.get<int32_t>(size_t(num_keys));
-  RL_CUDA_TRY(cudaMemsetAsync(bin_begin, 0, sizeof(int32_t) * size_t(num_keys), ws.stream));
-  RL_CUDA_TRY(cudaMemsetAsync(bin_end, 0, sizeof(int32_t) * size_t(num_keys), ws.stream));
-  if (total > 0) {
-    emit_kernel<T><<<unsigned(div_up(num_slots, 128)), 128, 0, ws.stream>>>(setups, offsets, m, num_slots, tiles_x,
-                                                                             num_tiles, keys_in, slots_in);
-    RL_CUDA_TRY(cudaGetLastError());
-    int end_bit = 1;
-    while (end_bit < 64 && (uint64_t(1) << end_bit) < uint64_t(num_keys)) ++end_bit;
-    temp_bytes = 0;
-    RL_CUDA_TRY(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, keys_in, keys_out, slots_in, slots_out, total, 0,
-                                                end_bit, ws.stream));
-    temp = ws.alloc(ws.ctx, temp_bytes);
-    RL_CUDA_TRY(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, keys_in, keys_out, slots_in, slots_out, total, 0,
-                                                end_bit, ws.stream));
-    bin_ranges_kernel<<<unsigned(div_up(total, 256)), 256, 0, ws.stream>>>(keys_out, total, bin_begin, bin_end);
-    RL_CUDA_TRY(cudaGetLastError());
-  }
+  TileBins<int32_t> bins;
+  const int st = bin_slots_to_tiles<kTS>(setups, nullptr, counts, offsets, m, num_slots, tiles_x, num_tiles,
+                                         num_keys, ws, &bins);
+  if (st) return st;
   if (num_keys > 2147483647) return kTooManyBinned;
-  raster_kernel<T><<<unsigned(num_keys), kTS * kTS, 0, ws.stream>>>(p, m, setups, slots_out, bin_begin, bin_end,
+  raster_kernel<T><<<unsigned(num_keys), kTS * kTS, 0, ws.stream>>>(p, m, setups, bins.slots, bins.begin, bins.end,
                                                                     tiles_x, num_tiles);
   RL_CUDA_TRY(cudaGetLastError());
   return 0;

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "../tile_binning.h"
+
 namespace rastlit {
 namespace {
 
@@ -44,49 +46,13 @@ void soft_view(const SoftRasterizeFwdParams<T>& p, int64_t b, std::vector<SoftTr
   const int64_t n = vr.count;
   setup_view(pos, tri, n, p.blur_radius, H, W, p.num_threads, setups, valid);
 
-  // Binning with exact counts, in chunks of triangles fixed independently of the thread count,
-  // so every bin lists its triangles in ascending index order.
-  const int TS = kSoftTileSize;
-  const int tiles_x = (W + TS - 1) / TS, tiles_y = (H + TS - 1) / TS;
-  const int64_t num_tiles = int64_t(tiles_x) * tiles_y;
-  const int64_t chunk = std::max<int64_t>(4096, (n + 63) / 64);
-  const int64_t num_chunks = std::max<int64_t>(1, (n + chunk - 1) / chunk);
-  counts.assign(size_t(num_chunks * num_tiles), 0);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(p.num_threads)
-  for (int64_t ch = 0; ch < num_chunks; ++ch) {
-    int64_t* cnt = counts.data() + ch * num_tiles;
-    const int64_t end = std::min(n, (ch + 1) * chunk);
-    for (int64_t t = ch * chunk; t < end; ++t) {
-      if (!valid[t]) continue;
-      const SoftTriangle& s = setups[t];
-      for (int ty = s.y0 / TS; ty <= s.y1 / TS; ++ty)
-        for (int tx = s.x0 / TS; tx <= s.x1 / TS; ++tx) ++cnt[int64_t(ty) * tiles_x + tx];
-    }
-  }
-  std::vector<int64_t> tile_begin(size_t(num_tiles + 1));
-  int64_t total = 0;
-  for (int64_t tile = 0; tile < num_tiles; ++tile) {
-    tile_begin[tile] = total;
-    for (int64_t ch = 0; ch < num_chunks; ++ch) {
-      int64_t& c = counts[ch * num_tiles + tile];
-      const int64_t k = c;
-      c = total;
-      total += k;
-    }
-  }
-  tile_begin[num_tiles] = total;
-  bins.resize(size_t(total));
-#pragma omp parallel for schedule(dynamic, 1) num_threads(p.num_threads)
-  for (int64_t ch = 0; ch < num_chunks; ++ch) {
-    int64_t* cursor = counts.data() + ch * num_tiles;
-    const int64_t end = std::min(n, (ch + 1) * chunk);
-    for (int64_t t = ch * chunk; t < end; ++t) {
-      if (!valid[t]) continue;
-      const SoftTriangle& s = setups[t];
-      for (int ty = s.y0 / TS; ty <= s.y1 / TS; ++ty)
-        for (int tx = s.x0 / TS; tx <= s.x1 / TS; ++tx) bins[cursor[int64_t(ty) * tiles_x + tx]++] = int32_t(t);
-    }
-  }
+  // Binning into 16x16 pixel tiles (tile_binning.h): exact counts, every bin lists its
+  // triangles in ascending index order, independently of the thread count.
+  const TileGrid<kSoftTileSize> grid(H, W);
+  const int TS = grid.tile_size;
+  const int64_t num_tiles = grid.num_tiles;
+  std::vector<int64_t> tile_begin;
+  bin_setups_to_tiles(n, grid, p.num_threads, setups.data(), valid.data(), counts, tile_begin, bins);
 
   const int64_t npix = int64_t(H) * W;
   int32_t* face_ids = p.face_ids + b * npix * K;
@@ -100,8 +66,8 @@ void soft_view(const SoftRasterizeFwdParams<T>& p, int64_t b, std::vector<SoftTr
     int cnt[kSoftTileSize * kSoftTileSize];
 #pragma omp for schedule(dynamic, 1)
     for (int64_t tile = 0; tile < num_tiles; ++tile) {
-      const int tx0 = int(tile % tiles_x) * TS, ty0 = int(tile / tiles_x) * TS;
-      const int tx1 = std::min(tx0 + TS, W) - 1, ty1 = std::min(ty0 + TS, H) - 1;
+      const PixelBox tb = grid.tile_pixels(tile);
+      const int tx0 = tb.x0, ty0 = tb.y0, tx1 = tb.x1, ty1 = tb.y1;
       for (int i = 0; i < TS * TS; ++i) cnt[i] = 0;
       for (int64_t e = tile_begin[tile]; e < tile_begin[tile + 1]; ++e) {
         const int32_t t = bins[e];

@@ -3,16 +3,16 @@
 //      (box grown by sqrt(blur_radius))
 //   2. exact binning: exclusive scan of the counts, each slot emits (view * tiles + tile, slot)
 //      pairs into its own range, stable radix sort by key: every bin lists its triangles in
-//      ascending index order and nothing is ever truncated
+//      ascending index order and nothing is ever truncated (tile_binning_cuda.cuh, shared with
+//      rasterize, as is the slot layout)
 //   3. one 16x16 thread block per (view, tile): each thread keeps the K nearest (z, id) of its
 //      pixel by insertion sort over the bin (setups staged in shared memory), then writes them.
 // Backward: by default one thread per output slot adds its gradient to the face's vertices with
 // float atomics. Under torch.use_deterministic_algorithms, one thread per (view, triangle) sums
 // the triangle's gradient over its pixel box in a fixed order (rasterize_soft.h), then one
 // thread adds all triangles to the vertices in slot order: bitwise reproducible, slower.
-#include <cub/cub.cuh>
-
 #include "../cuda_common.cuh"
+#include "../tile_binning_cuda.cuh"
 #include "rasterize_soft.h"
 
 namespace rastlit {
@@ -21,103 +21,26 @@ namespace {
 constexpr int kTS = kSoftTileSize;
 constexpr int kChunk = 32;  // triangle setups staged in shared memory at a time
 
-struct SoftSlots {
-  const int64_t* view_offset;        // [B+1] first slot of each view (range mode), or null
-  const int64_t* view_start;         // [B] first global triangle of each view (range mode)
-  int64_t num_views, tris_per_view;  // instanced mode: slot = view * T + t
-};
-
-__device__ inline void soft_slot_view(const SoftSlots& m, int64_t slot, int64_t* view, int64_t* tri) {
-  if (!m.view_offset) {
-    *view = slot / m.tris_per_view;
-    *tri = slot % m.tris_per_view;
-    return;
-  }
-  int64_t lo = 0, hi = m.num_views - 1;  // last view whose offset <= slot
-  while (lo < hi) {
-    const int64_t mid = (lo + hi + 1) / 2;
-    if (m.view_offset[mid] <= slot) lo = mid; else hi = mid - 1;
-  }
-  *view = lo;
-  *tri = m.view_start[lo] + (slot - m.view_offset[lo]);
-}
-
-// Range mode: ranges are on the host (as in nvdiffrast); lay the slots out view by view.
-SoftSlots make_soft_slots(const int32_t* ranges_host, int64_t num_views, int64_t num_triangles,
-                          const CudaWorkspace& ws, int64_t* num_slots, int* status) {
-  SoftSlots m{nullptr, nullptr, num_views, num_triangles};
-  *status = 0;
-  if (!ranges_host) {
-    *num_slots = num_views * num_triangles;
-    return m;
-  }
-  int64_t* host = new int64_t[2 * num_views + 1];
-  host[0] = 0;
-  for (int64_t b = 0; b < num_views; ++b) {
-    host[b + 1] = host[b] + ranges_host[2 * b + 1];
-    host[num_views + 1 + b] = ranges_host[2 * b];
-  }
-  *num_slots = host[num_views];
-  int64_t* dev = ws.get<int64_t>(size_t(2 * num_views + 1));
-  if (cudaMemcpyAsync(dev, host, sizeof(int64_t) * size_t(2 * num_views + 1), cudaMemcpyHostToDevice, ws.stream) !=
-          cudaSuccess ||
-      cudaStreamSynchronize(ws.stream) != cudaSuccess)
-    *status = kCudaError;
-  delete[] host;
-  m.view_offset = dev;
-  m.view_start = dev + num_views + 1;
-  return m;
-}
-
-template <typename T>
-__device__ const T* soft_view_pos(const T* pos, bool range_mode, int64_t view, int64_t num_vertices) {
-  return range_mode ? pos : pos + view * num_vertices * 4;
-}
-
 template <typename T>
 __global__ void soft_setup_kernel(const T* pos_all, const int32_t* tri_all, bool range_mode, int64_t num_vertices,
-                                  SoftSlots m, int64_t num_slots, double blur, int height, int width,
+                                  SlotMap m, int64_t num_slots, double blur, int height, int width,
                                   SoftTriangle* setups, unsigned char* valid, int64_t* tile_counts) {
   const int64_t slot = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (slot >= num_slots) return;
   int64_t view, t;
-  soft_slot_view(m, slot, &view, &t);
-  const T* pos = soft_view_pos(pos_all, range_mode, view, num_vertices);
+  slot_to_view(m, slot, &view, &t);
+  const T* pos = view_pos(pos_all, range_mode, view, num_vertices);
   const int32_t* ti = tri_all + 3 * t;
   SoftTriangle s;
   const bool ok = soft_setup(pos + 4 * int64_t(ti[0]), pos + 4 * int64_t(ti[1]), pos + 4 * int64_t(ti[2]), blur,
                              height, width, &s);
   setups[slot] = s;
   valid[slot] = ok;
-  if (tile_counts) tile_counts[slot] = ok ? int64_t(s.y1 / kTS - s.y0 / kTS + 1) * (s.x1 / kTS - s.x0 / kTS + 1) : 0;
-}
-
-__global__ void soft_emit_kernel(const SoftTriangle* setups, const unsigned char* valid, const int64_t* offsets,
-                                 SoftSlots m, int64_t num_slots, int tiles_x, int64_t num_tiles, uint64_t* keys,
-                                 int32_t* slots) {
-  const int64_t slot = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (slot >= num_slots || !valid[slot]) return;
-  const SoftTriangle& s = setups[slot];
-  int64_t view, t;
-  soft_slot_view(m, slot, &view, &t);
-  int64_t o = offsets[slot];
-  for (int ty = s.y0 / kTS; ty <= s.y1 / kTS; ++ty)
-    for (int tx = s.x0 / kTS; tx <= s.x1 / kTS; ++tx, ++o) {
-      keys[o] = uint64_t(view * num_tiles + int64_t(ty) * tiles_x + tx);
-      slots[o] = int32_t(slot);
-    }
-}
-
-__global__ void soft_bin_ranges_kernel(const uint64_t* keys, int64_t n, int64_t* begin, int64_t* end) {
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= n) return;
-  const uint64_t k = keys[i];
-  if (i == 0 || keys[i - 1] != k) begin[k] = i;
-  if (i == n - 1 || keys[i + 1] != k) end[k] = i + 1;
+  if (tile_counts) tile_counts[slot] = ok ? tile_span_count<kTS>(s) : 0;
 }
 
 template <typename T>
-__global__ void soft_raster_kernel(SoftRasterizeFwdParams<T> p, SoftSlots m, const SoftTriangle* setups,
+__global__ void soft_raster_kernel(SoftRasterizeFwdParams<T> p, SlotMap m, const SoftTriangle* setups,
                                    const int32_t* bin_slots, const int64_t* bin_begin, const int64_t* bin_end,
                                    int tiles_x, int64_t num_tiles) {
   __shared__ SoftTriangle s_setup[kChunk];
@@ -151,7 +74,7 @@ __global__ void soft_raster_kernel(SoftRasterizeFwdParams<T> p, SoftSlots m, con
       if (!soft_sample(s, px, py, p.blur_radius, p.clip_barycentric_coords, &smp, nullptr, n == K ? zs[K - 1] : 1.0))
         continue;
       int64_t v, t;
-      soft_slot_view(m, s_tri[j], &v, &t);
+      slot_to_view(m, s_tri[j], &v, &t);
       soft_insert(zs, ids, slots_k, &n, K, smp.z, int32_t(t), s_tri[j]);
     }
   }
@@ -177,7 +100,7 @@ __global__ void soft_raster_kernel(SoftRasterizeFwdParams<T> p, SoftSlots m, con
 // Deterministic mode: one thread per slot sums its triangle's gradient over its pixel box in a
 // fixed order (rasterize_soft.h).
 template <typename T>
-__global__ void soft_backward_triangle_kernel(SoftRasterizeBwdParams<T> p, SoftSlots m, int64_t num_slots,
+__global__ void soft_backward_triangle_kernel(SoftRasterizeBwdParams<T> p, SlotMap m, int64_t num_slots,
                                               const SoftTriangle* setups, const unsigned char* valid,
                                               double* tri_grad) {
   const int64_t slot = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -188,14 +111,14 @@ __global__ void soft_backward_triangle_kernel(SoftRasterizeBwdParams<T> p, SoftS
     return;
   }
   int64_t view, t;
-  soft_slot_view(m, slot, &view, &t);
+  slot_to_view(m, slot, &view, &t);
   soft_triangle_backward(p, setups[slot], view, int32_t(t), g);
 }
 
 // Default mode: one thread per output slot [B,H,W,K], vertex gradients added with atomics
 // (fast, scales with covered area whatever the triangle sizes, not bitwise reproducible).
 template <typename T>
-__global__ void soft_backward_slot_kernel(SoftRasterizeBwdParams<T> p, SoftSlots m, const SoftTriangle* setups,
+__global__ void soft_backward_slot_kernel(SoftRasterizeBwdParams<T> p, SlotMap m, const SoftTriangle* setups,
                                           const unsigned char* valid, int64_t total) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= total) return;
@@ -230,14 +153,14 @@ __global__ void soft_backward_slot_kernel(SoftRasterizeBwdParams<T> p, SoftSlots
 
 // Deterministic mode: one thread adds every triangle's gradient in slot order (double sums).
 template <typename T>
-__global__ void soft_serial_scatter_kernel(SoftRasterizeBwdParams<T> p, SoftSlots m, int64_t num_slots,
+__global__ void soft_serial_scatter_kernel(SoftRasterizeBwdParams<T> p, SlotMap m, int64_t num_slots,
                                            const unsigned char* valid, const double* tri_grad, double* acc,
                                            int64_t acc_size) {
   if (blockIdx.x != 0 || threadIdx.x != 0) return;
   for (int64_t slot = 0; slot < num_slots; ++slot) {
     if (!valid[slot]) continue;
     int64_t view, t;
-    soft_slot_view(m, slot, &view, &t);
+    slot_to_view(m, slot, &view, &t);
     double* a = p.ranges ? acc : acc + view * p.num_vertices * 4;
     const int32_t* ti = p.tri + 3 * t;
     for (int k = 0; k < 3; ++k)
@@ -260,7 +183,7 @@ int rasterize_soft_fwd_cuda(const SoftRasterizeFwdParams<T>& p_in, const CudaWor
   SoftRasterizeFwdParams<T> p = p_in;
   int status = 0;
   int64_t num_slots = 0;
-  const SoftSlots m = make_soft_slots(p.ranges, p.num_views, p.num_triangles, ws, &num_slots, &status);
+  const SlotMap m = make_slot_map(p.ranges, p.num_views, p.num_triangles, ws, &num_slots, &status);
   if (status) return status;
   const bool range_mode = p.ranges != nullptr;
   p.ranges = nullptr;  // host memory: never read on the device
@@ -281,39 +204,11 @@ int rasterize_soft_fwd_cuda(const SoftRasterizeFwdParams<T>& p_in, const CudaWor
         counts);
     RL_CUDA_TRY(cudaGetLastError());
   }
-  size_t temp_bytes = 0;
-  RL_CUDA_TRY(cub::DeviceScan::ExclusiveSum(nullptr, temp_bytes, counts, offsets, num_slots + 1, ws.stream));
-  void* temp = ws.alloc(ws.ctx, temp_bytes);
-  RL_CUDA_TRY(cub::DeviceScan::ExclusiveSum(temp, temp_bytes, counts, offsets, num_slots + 1, ws.stream));
-  int64_t total = 0;
-  RL_CUDA_TRY(cudaMemcpyAsync(&total, offsets + num_slots, sizeof(int64_t), cudaMemcpyDeviceToHost, ws.stream));
-  RL_CUDA_TRY(cudaStreamSynchronize(ws.stream));
-  if (total > kMaxBinEntries) return kTooManyBinned;
-
-  uint64_t* keys_in = ws.get<uint64_t>(size_t(total) + 1);
-  uint64_t* keys_out = ws.get<uint64_t>(size_t(total) + 1);
-  int32_t* slots_in = ws.get<int32_t>(size_t(total) + 1);
-  int32_t* slots_out = ws.get<int32_t>(size_t(total) + 1);
-  int64_t* bin_begin = ws.get<int64_t>(size_t(num_keys));
-  int64_t* bin_end = ws.get<int64_t>(size_t(num_keys));
-  RL_CUDA_TRY(cudaMemsetAsync(bin_begin, 0, sizeof(int64_t) * size_t(num_keys), ws.stream));
-  RL_CUDA_TRY(cudaMemsetAsync(bin_end, 0, sizeof(int64_t) * size_t(num_keys), ws.stream));
-  if (total > 0) {
-    soft_emit_kernel<<<unsigned(div_up(num_slots, 128)), 128, 0, ws.stream>>>(setups, valid, offsets, m, num_slots,
-                                                                              tiles_x, num_tiles, keys_in, slots_in);
-    RL_CUDA_TRY(cudaGetLastError());
-    int end_bit = 1;
-    while (end_bit < 64 && (uint64_t(1) << end_bit) < uint64_t(num_keys)) ++end_bit;
-    temp_bytes = 0;
-    RL_CUDA_TRY(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, keys_in, keys_out, slots_in, slots_out, total, 0,
-                                                end_bit, ws.stream));
-    temp = ws.alloc(ws.ctx, temp_bytes);
-    RL_CUDA_TRY(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, keys_in, keys_out, slots_in, slots_out, total, 0,
-                                                end_bit, ws.stream));
-    soft_bin_ranges_kernel<<<unsigned(div_up(total, 256)), 256, 0, ws.stream>>>(keys_out, total, bin_begin, bin_end);
-    RL_CUDA_TRY(cudaGetLastError());
-  }
-  soft_raster_kernel<T><<<unsigned(num_keys), kTS * kTS, 0, ws.stream>>>(p, m, setups, slots_out, bin_begin, bin_end,
+  TileBins<int64_t> bins;
+  const int st = bin_slots_to_tiles<kTS>(setups, valid, counts, offsets, m, num_slots, tiles_x, num_tiles, num_keys,
+                                         ws, &bins);
+  if (st) return st;
+  soft_raster_kernel<T><<<unsigned(num_keys), kTS * kTS, 0, ws.stream>>>(p, m, setups, bins.slots, bins.begin, bins.end,
                                                                          tiles_x, num_tiles);
   RL_CUDA_TRY(cudaGetLastError());
   return 0;
@@ -324,7 +219,7 @@ int rasterize_soft_bwd_cuda(const SoftRasterizeBwdParams<T>& p_in, const CudaWor
   SoftRasterizeBwdParams<T> p = p_in;
   int status = 0;
   int64_t num_slots = 0;
-  const SoftSlots m = make_soft_slots(p.ranges, p.num_views, p.num_triangles, ws, &num_slots, &status);
+  const SlotMap m = make_slot_map(p.ranges, p.num_views, p.num_triangles, ws, &num_slots, &status);
   if (status) return status;
   const bool range_mode = p.ranges != nullptr;
   // Only tested for null on the device from here on (shared vertex set in range mode).
