@@ -24,6 +24,49 @@ _loaded = False
 _CFLAGS = ["-O3", "-fopenmp", "-ffp-contract=off"]
 _LDFLAGS = ["-fopenmp"]
 _CUDA_CFLAGS = ["-O3", "-DRASTLIT_WITH_CUDA"]
+# RASTLIT_SANITIZE=address: an AddressSanitizer build of the C++ kernels (opt-in, for fuzzing; the
+# process must preload libasan, see README). It lives under its own build tag, never mixing with
+# the normal cache.
+_SANITIZE_FLAGS = {"address": ["-fsanitize=address", "-fno-omit-frame-pointer", "-g"]}
+
+
+def sanitize() -> str | None:
+    """The sanitizer named by RASTLIT_SANITIZE (only ``address`` is supported), or None."""
+    val = os.environ.get("RASTLIT_SANITIZE", "").strip().lower()
+    if not val:
+        return None
+    if val not in _SANITIZE_FLAGS:
+        raise ValueError(
+            f"rastlit: RASTLIT_SANITIZE must be one of {sorted(_SANITIZE_FLAGS)} or unset, got {val!r}"
+        )
+    return val
+
+
+def _check_sanitizer_runtime() -> None:
+    """An ASan library loaded into a process without the ASan runtime preloaded kills it; say how
+    to run it instead."""
+    if sanitize() != "address":
+        return
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return
+    if "libasan" not in maps:
+        raise RuntimeError(
+            "rastlit: RASTLIT_SANITIZE=address needs the ASan runtime preloaded: run with "
+            'LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)" '
+            "ASAN_OPTIONS=detect_leaks=0 (or unset RASTLIT_SANITIZE)"
+        )
+
+
+def _cflags() -> list[str]:
+    san = sanitize()
+    return _CFLAGS + (_SANITIZE_FLAGS[san] if san else [])
+
+
+def _ldflags() -> list[str]:
+    san = sanitize()
+    return _LDFLAGS + (_SANITIZE_FLAGS[san] if san else [])
 
 
 def csrc_dir() -> Path:
@@ -64,8 +107,10 @@ def _stamp(root: Path) -> str:
                     list(root.rglob("*.cuh"))):
         h.update(str(p.relative_to(root)).encode())
         h.update(p.read_bytes())
-    h.update(repr((_CFLAGS, _CUDA_CFLAGS, _LDFLAGS, torch.__version__, sys.version_info[:2], cuda_enabled(),
+    h.update(repr((_cflags(), _CUDA_CFLAGS, _ldflags(), torch.__version__, sys.version_info[:2], cuda_enabled(),
                    os.environ.get("TORCH_CUDA_ARCH_LIST"))).encode())
+    if sanitize():
+        h.update(f"sanitize={sanitize()}".encode())
     return h.hexdigest()
 
 
@@ -79,6 +124,9 @@ def build_dir() -> Path:
     tag = f"torch{torch.__version__.replace('+', '_')}-py{sys.version_info[0]}{sys.version_info[1]}"
     if cuda_enabled():
         tag += "-cuda"
+    san = sanitize()
+    if san == "address":
+        tag += "-asan"
     return root / tag
 
 
@@ -88,6 +136,7 @@ def load(verbose: bool = False) -> None:
     if _loaded:
         return
     root = csrc_dir()
+    _check_sanitizer_runtime()
     bdir = build_dir()
     bdir.mkdir(parents=True, exist_ok=True)
     stamp = _stamp(root)
@@ -127,10 +176,10 @@ def _compile(root: Path, bdir: Path, lib: Path, stamp_file: Path, stamp: str, ve
     cpp_extension.load(
         name=_EXT_NAME,
         sources=[str(p) for p in _sources(root, with_cuda)],
-        extra_cflags=_CFLAGS + (["-DRASTLIT_WITH_CUDA"] if with_cuda else []),
+        extra_cflags=_cflags() + (["-DRASTLIT_WITH_CUDA"] if with_cuda else []),
         extra_cuda_cflags=_CUDA_CFLAGS,
         with_cuda=with_cuda,
-        extra_ldflags=_LDFLAGS,
+        extra_ldflags=_ldflags(),
         extra_include_paths=[str(root)],
         build_directory=str(bdir),
         is_python_module=False,

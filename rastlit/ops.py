@@ -412,9 +412,15 @@ def antialias(
     """
     if isinstance(color, torch.Tensor):
         _check_device_supported(color.device, "color")
+    try:
+        boost = float(pos_gradient_boost)
+    except (TypeError, ValueError):
+        raise TypeError(f"pos_gradient_boost must be a number, got {pos_gradient_boost!r}") from None
+    if not math.isfinite(boost):
+        raise ValueError(f"pos_gradient_boost must be finite, got {pos_gradient_boost}")
     if topology_hash is None:
         topology_hash = antialias_construct_topology_hash(tri)
-    out, _work = _ops.antialias_fwd(color, rast, pos, tri, topology_hash, float(pos_gradient_boost))
+    out, _work = _ops.antialias_fwd(color, rast, pos, tri, topology_hash, boost)
     return out
 
 # ------------------------------------------------------------------------------ rasterize_soft
@@ -495,8 +501,8 @@ def rasterize_soft(
 
     Per pixel and face, a ``zbuf`` value outside [-1, 1] rejects the pair (near and far planes, as
     :func:`rasterize`). Triangles with a vertex at w <= 0 (at or behind the camera plane) are
-    skipped entirely (not clipped): split or cull such geometry first. Zero-area triangles are
-    skipped. Gradients reach ``pos`` (x, y, z, w) through ``zbuf``, ``bary``, ``dists`` and
+    skipped entirely (not clipped): split or cull such geometry first. Zero-area triangles (projected
+    area below 1e-30 pixel, whose gradients would overflow) are skipped. Gradients reach ``pos`` (x, y, z, w) through ``zbuf``, ``bary``, ``dists`` and
     ``alpha``; on the CPU they are bitwise reproducible for any thread count, on CUDA they are
     added to vertices with float atomics unless ``torch.use_deterministic_algorithms(True)``.
     """

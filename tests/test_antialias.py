@@ -497,6 +497,14 @@ def test_pos_gradient_boost_scales_pos_gradient_only():
     assert torch.all(grads[0][1][..., 2] == 0)  # z carries no gradient
 
 
+@pytest.mark.parametrize("boost", [float("nan"), float("inf"), "x"])
+def test_pos_gradient_boost_must_be_a_finite_number(boost):
+    pos, tri, rast = _sphere_scene(B=1, res=(8, 8))
+    color = torch.zeros(*rast.shape[:3], 3, dtype=torch.float64)
+    with pytest.raises(TypeError if boost == "x" else ValueError, match="pos_gradient_boost"):
+        rastlit.antialias(color, rast, pos, tri, pos_gradient_boost=boost)
+
+
 def test_backward_is_bitwise_deterministic_across_thread_counts():
     v, f = icosphere(2)
     pos = torch.stack([_perspective(v.double(), shift=(s, 0.0)) for s in (0.0, 0.2)], 0).float()

@@ -117,3 +117,31 @@ def test_build_stamp_covers_every_kernel_source(tmp_path):
         edited += 1
     assert edited > 0 and any(root.rglob("*.cuh"))
     assert _build._stamp(root) == base
+
+
+def test_sanitize_flag_gets_its_own_build_dir_and_stamp(monkeypatch, tmp_path):
+    """RASTLIT_SANITIZE=address builds an instrumented library into its own cache folder (it must
+    never be loaded by a normal process, nor a normal library by an ASan run); nothing is compiled."""
+    from pathlib import Path
+
+    import pytest
+
+    from rastlit import _build
+
+    monkeypatch.setenv("RASTLIT_BUILD_DIR", str(tmp_path))
+    root = Path(__file__).resolve().parent.parent / "csrc"
+    monkeypatch.delenv("RASTLIT_SANITIZE", raising=False)
+    plain_dir, plain_stamp = _build.build_dir(), _build._stamp(root)
+    assert _build.sanitize() is None and "-fsanitize=address" not in _build._cflags()
+    monkeypatch.setenv("RASTLIT_SANITIZE", "address")
+    asan_dir = _build.build_dir()
+    assert asan_dir != plain_dir and asan_dir.name == plain_dir.name + "-asan" and asan_dir.parent == plain_dir.parent
+    assert _build._stamp(root) != plain_stamp
+    for flags in (_build._cflags(), _build._ldflags()):
+        assert {"-fsanitize=address", "-fno-omit-frame-pointer", "-g"} <= set(flags)
+    if "libasan" not in Path("/proc/self/maps").read_text():  # a clear error, not an ASan abort
+        with pytest.raises(RuntimeError, match="LD_PRELOAD"):
+            _build._check_sanitizer_runtime()
+    monkeypatch.setenv("RASTLIT_SANITIZE", "thread")
+    with pytest.raises(ValueError, match="RASTLIT_SANITIZE"):
+        _build.build_dir()

@@ -243,6 +243,12 @@ RL_HD AaPair aa_pair(const AntialiasParams<T>& p, int64_t b, int x, int y, int a
   r.ef = dot(n, r.qf);
   r.eo = dot(n, r.qo);
   r.s = r.ef / (r.ef - r.eo);
+  if (!std::isfinite(r.s)) {  // the edge runs along the pair (0 / 0): a work tensor that does not belong to rast
+    r.valid = false;
+    r.ef = r.eo = r.s = r.delta = 0.0;
+    r.clamped = true;
+    return r;
+  }
   r.clamped = !(r.s >= 0.0 && r.s <= 1.0);
   const double sc = r.s < 0.0 ? 0.0 : (r.s > 1.0 ? 1.0 : r.s);
   r.delta = sc - 0.5;

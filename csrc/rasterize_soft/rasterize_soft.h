@@ -19,7 +19,8 @@
 // Per pixel the K nearest samples by z are kept, exact z ties to the lower triangle id.
 //
 // Triangles with a vertex at w <= 0 (at or behind the camera plane), a non-finite coordinate
-// or zero projected area produce no samples (documented: they are skipped, not clipped).
+// or zero projected area (below 1e-30 pixel) produce no samples (documented: they are skipped,
+// not clipped).
 //
 // Everything is evaluated in double whatever the input type, in a frame translated so the pixel
 // sits at the origin (small numbers, little cancellation for small triangles).
@@ -57,7 +58,9 @@ RL_HD bool soft_setup(const T* v0, const T* v1, const T* v2, double blur_radius,
     if (!std::isfinite(s->X[i]) || !std::isfinite(s->Y[i]) || !std::isfinite(s->Z[i])) return false;
   }
   const double area = (s->X[1] - s->X[0]) * (s->Y[2] - s->Y[0]) - (s->Y[1] - s->Y[0]) * (s->X[2] - s->X[0]);
-  if (!(area != 0.0) || !std::isfinite(area)) return false;
+  // Zero area, or so little (< 1e-30 pixel) that the derivatives of the barycentrics (~ 1 / area)
+  // overflow float32: no sample (found by fuzzing: a denormal-thin sliver gave inf gradients).
+  if (!(std::fabs(area) * (0.25 * double(width) * double(height)) >= 1e-30) || !std::isfinite(area)) return false;
   for (int i = 0; i < 3; ++i) {
     const int j = (i + 1) % 3;
     const double dx = s->X[j] - s->X[i], dy = s->Y[j] - s->Y[i], l2 = dx * dx + dy * dy;
