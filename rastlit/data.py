@@ -80,16 +80,12 @@ def load_texture_image(path: str) -> torch.Tensor:
 
 
 def save_png(image: torch.Tensor, path: str) -> None:
-    """Write ``[H,W,3]`` (or ``[H,W,1]``) floats in [0,1] with row 0 at the BOTTOM (rastlit's
-    convention) as a top-down PNG."""
-    from PIL import Image
+    """Write ``[H,W,C]`` floats in [0,1] with row 0 at the BOTTOM (rastlit's convention) as a
+    top-down PNG (:func:`rastlit.image.save_image`), creating the folder if needed."""
+    from rastlit.image import save_image
 
-    img = image.detach().float().cpu().clamp(0, 1)
-    if img.shape[-1] == 1:
-        img = img.expand(*img.shape[:-1], 3)
-    arr = (img.flip(0)[..., :3] * 255 + 0.5).to(torch.uint8).numpy()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    Image.fromarray(arr).save(path)
+    save_image(image.detach().float().clamp(0, 1), path)
 
 
 def load_target(target: str, procedural: dict | None = None, normalize: bool = True) -> "rl_mesh.Mesh":

@@ -1,36 +1,25 @@
 """Render something real: ``python -m rastlit.demo [out.png]``.
 
 A shaded icosphere floating over a checkered floor, seen in perspective, written as a PNG with
-no imaging library (zlib + the PNG chunk format).
+no imaging library (:func:`rastlit.image.save_image`).
 """
 
 from __future__ import annotations
 
-import struct
 import sys
 import time
-import zlib
 
 import torch
 
 from . import interpolate, rasterize
 from .camera import look_at, perspective, transform_points
+from .image import save_image
 from .mesh import icosphere
 
 
 def write_png(path: str, image: torch.Tensor) -> None:
     """Write ``[H,W,3]`` floats in [0, 1], row 0 at the bottom (rastlit's convention), as a PNG."""
-    img = (image.clamp(0, 1) * 255 + 0.5).to(torch.uint8).flip(0).contiguous()
-    h, w, _ = img.shape
-    raw = b"".join(b"\x00" + img[i].numpy().tobytes() for i in range(h))
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-    png += chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
-    with open(path, "wb") as f:
-        f.write(png)
+    save_image(image.clamp(0, 1), path)
 
 
 def render_demo(height: int = 384, width: int = 512) -> torch.Tensor:
