@@ -465,7 +465,23 @@ def _aspect_from(aspect, resolution):
     return 1.0
 
 
-class PerspectiveCamera(Camera):
+class _ViewConstructors:
+    """``look_at`` and ``orbit`` constructors shared by the camera types whose ``__init__`` takes
+    the view matrix first and their projection settings as keywords."""
+
+    @classmethod
+    def look_at(cls, eye, target=(0.0, 0.0, 0.0), up=(0.0, 1.0, 0.0), **kwargs):
+        """Cameras at ``eye [B,3]`` (or ``[3]``) looking at ``target``; kwargs as ``__init__``."""
+        return cls(look_at(eye, target, up), **kwargs)
+
+    @classmethod
+    def orbit(cls, n: int, radius=3.0, elevation_deg=30.0, azimuth_offset_deg=0.0, **kwargs):
+        """``n`` cameras from :func:`orbit_views`; kwargs as ``__init__``."""
+        view, _ = orbit_views(n, radius, elevation_deg, azimuth_offset_deg=azimuth_offset_deg)
+        return cls(view, **kwargs)
+
+
+class PerspectiveCamera(_ViewConstructors, Camera):
     """Perspective cameras: ``view [B,4,4]`` with :func:`perspective` ``(fovy_deg, aspect, near,
     far)``. ``aspect`` defaults to ``W / H`` of ``resolution = (H, W)`` (else 1), so square pixels
     stay square; a tensor ``fovy_deg`` (``[]`` or ``[B]``) is differentiable."""
@@ -477,20 +493,8 @@ class PerspectiveCamera(Camera):
         proj = perspective(fovy_deg, self.aspect, near, far, dtype=view.dtype, device=view.device)
         super().__init__(view, proj.reshape(-1, 4, 4), resolution)
 
-    @classmethod
-    def look_at(cls, eye, target=(0.0, 0.0, 0.0), up=(0.0, 1.0, 0.0), **kwargs) -> "PerspectiveCamera":
-        """Cameras at ``eye [B,3]`` (or ``[3]``) looking at ``target``; kwargs as ``__init__``."""
-        view = look_at(eye, target, up)
-        return cls(view, **kwargs)
 
-    @classmethod
-    def orbit(cls, n: int, radius=3.0, elevation_deg=30.0, azimuth_offset_deg=0.0, **kwargs) -> "PerspectiveCamera":
-        """``n`` cameras from :func:`orbit_views`; kwargs as ``__init__``."""
-        view, _ = orbit_views(n, radius, elevation_deg, azimuth_offset_deg=azimuth_offset_deg)
-        return cls(view, **kwargs)
-
-
-class OrthographicCamera(Camera):
+class OrthographicCamera(_ViewConstructors, Camera):
     """Orthographic cameras: ``view [B,4,4]`` with a centred :func:`orthographic` volume of
     ``height`` world units; ``aspect`` defaults to ``W / H`` of ``resolution`` (else 1)."""
 
@@ -500,13 +504,3 @@ class OrthographicCamera(Camera):
         view = _as_batched_matrix(view, "view")
         proj = orthographic(height, self.aspect, near, far, dtype=view.dtype, device=view.device)
         super().__init__(view, proj.reshape(-1, 4, 4), resolution)
-
-    @classmethod
-    def look_at(cls, eye, target=(0.0, 0.0, 0.0), up=(0.0, 1.0, 0.0), **kwargs) -> "OrthographicCamera":
-        view = look_at(eye, target, up)
-        return cls(view, **kwargs)
-
-    @classmethod
-    def orbit(cls, n: int, radius=3.0, elevation_deg=30.0, azimuth_offset_deg=0.0, **kwargs) -> "OrthographicCamera":
-        view, _ = orbit_views(n, radius, elevation_deg, azimuth_offset_deg=azimuth_offset_deg)
-        return cls(view, **kwargs)
