@@ -34,9 +34,9 @@ stamp "built"
 stamp "== cuda tests"
 op_tests=$(ls tests/test_cuda.py tests/test_texture.py tests/test_antialias.py tests/test_rasterize_soft.py \
   tests/test_depth_peel.py 2>/dev/null)
-timeout_opt=$("$PY" -c "import pytest_timeout" 2>/dev/null && echo "--timeout=240")
+timeout_opt=$("$PY" -c "import pytest_timeout" 2>/dev/null && echo "--timeout=120")
 # -rfEs: list every failure, error and skip with its reason in the summary
-timeout 420 "$PY" -m pytest -q -rfEs -p no:cacheprovider $timeout_opt -m cuda $op_tests 2>&1 | tee "$logs/cuda_tests.txt"
+timeout 240 "$PY" -m pytest -q -rfEs -p no:cacheprovider $timeout_opt -m cuda $op_tests 2>&1 | tee "$logs/cuda_tests.txt"
 cuda_rc=${PIPESTATUS[0]}
 stamp "cuda tests exit code $cuda_rc"
 
@@ -53,7 +53,7 @@ if "$PY" -c "import hydra" 2> /dev/null; then
   stamp "== training on the GPU (trainer=gpu, logger=csv)"
   for task in mesh_fit texture_recovery; do
     start=$(date +%s)
-    timeout 150 "$PY" -m rastlit.train task=$task trainer=gpu logger=csv paths.log_dir=/tmp/rastlit-train \
+    timeout 90 "$PY" -m rastlit.train task=$task trainer=gpu logger=csv paths.log_dir=/tmp/rastlit-train \
       > "$logs/train_gpu_$task.txt" 2>&1
     rc=$?
     stamp "task=$task trainer=gpu: exit $rc in $(( $(date +%s) - start )) s"
