@@ -35,14 +35,17 @@ stamp "== cuda tests"
 op_tests=$(ls tests/test_cuda.py tests/test_texture.py tests/test_antialias.py tests/test_rasterize_soft.py \
   tests/test_depth_peel.py 2>/dev/null)
 timeout_opt=$("$PY" -c "import pytest_timeout" 2>/dev/null && echo "--timeout=120")
+# pytest-xdist, where present, runs the tests in worker processes: a crash in one test (a
+# segfault) is then reported as that test's failure instead of ending the run without a summary.
+xdist_opt=$("$PY" -c "import xdist" 2>/dev/null && echo "-n 4")
 # -rfEs: list every failure, error and skip with its reason in the summary
-timeout 240 "$PY" -m pytest -q -rfEs -p no:cacheprovider $timeout_opt -m cuda $op_tests 2>&1 | tee "$logs/cuda_tests.txt"
+timeout 240 "$PY" -m pytest -q -rfEs -p no:cacheprovider $timeout_opt $xdist_opt -m cuda $op_tests 2>&1 | tee "$logs/cuda_tests.txt"
 cuda_rc=${PIPESTATUS[0]}
 stamp "cuda tests exit code $cuda_rc"
 
 if [ "${RASTLIT_GPU_CHECK_MEMCHECK:-0}" = 1 ] && command -v compute-sanitizer > /dev/null; then
   stamp "== memcheck (small cuda tests under compute-sanitizer, no caching allocator)"
-  PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 \
+  PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 \
     --print-limit 20 "$PY" -m pytest -q -x -p no:cacheprovider -m cuda \
     -k "not large_mesh and not gradcheck and not renderer" $op_tests > "$logs/memcheck.txt" 2>&1
   stamp "memcheck exit code $? (9: sanitizer errors; 124: timed out)"

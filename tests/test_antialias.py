@@ -720,8 +720,8 @@ def test_cuda_antialias_matches_cpu(deterministic, scene):
     go = torch.randn(2, 40, 44, 3, generator=torch.Generator().manual_seed(9))
 
     def run(device):
-        c = color.to(device).requires_grad_(True)
-        p = pos.to(device).requires_grad_(True)
+        c = color.detach().to(device).requires_grad_(True)
+        p = pos.detach().to(device).requires_grad_(True)
         out = rastlit.antialias(c, rast.to(device), p, tri.to(device))
         out.backward(go.to(device))
         return out.cpu(), c.grad.cpu(), p.grad.cpu()

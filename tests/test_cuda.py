@@ -143,9 +143,9 @@ def test_cuda_gradients_match_cpu(deterministic):
     wgt = torch.randn(2, 64, 72, 3, generator=torch.Generator().manual_seed(3))
 
     def run(device):
-        p = pos.to(device).requires_grad_()
-        a = attr.to(device).requires_grad_()
-        s = shared.to(device).requires_grad_()
+        p = pos.detach().to(device).requires_grad_()
+        a = attr.detach().to(device).requires_grad_()
+        s = shared.detach().to(device).requires_grad_()
         r, d = rastlit.rasterize(p, tri.to(device), (64, 72))
         out, da = rastlit.interpolate(a, r, tri.to(device), d, diff_attrs="all")
         out2, _ = rastlit.interpolate(s, r, tri.to(device))
@@ -251,8 +251,8 @@ def test_cuda_large_mesh_matches_cpu_and_repeats_bitwise():
     wgt = torch.randn(2, 1024, 1024, 6, generator=g) * (ids_c == ids_g).unsqueeze(-1)
 
     def run(device):
-        p = clip.to(device).requires_grad_()
-        a = attr.to(device).requires_grad_()
+        p = clip.detach().to(device).requires_grad_()
+        a = attr.detach().to(device).requires_grad_()
         r, d = rastlit.rasterize(p, faces.to(device), res)
         out, da = rastlit.interpolate(a, r, faces.to(device), d, diff_attrs="all")
         loss = (out * wgt.to(device)).sum() + 1e-3 * (da * wgt.to(device).repeat_interleave(2, -1)).sum()
@@ -292,8 +292,8 @@ def test_mesh_renderer_on_cuda_matches_cpu():
     wgt = torch.randn(3, 96, 128, 3, generator=g)
 
     def run(device):
-        verts = m.verts.to(device).requires_grad_()
-        t = tex.to(device).requires_grad_()
+        verts = m.verts.detach().to(device).requires_grad_()
+        t = tex.detach().to(device).requires_grad_()
         mesh = Mesh(verts, m.faces.to(device), uv=m.uv.to(device), uv_faces=m.uv_faces.to(device), texture=t)
         cam = cams.to(device=device)
         out = rnn.MeshRenderer((96, 128), silhouette="antialias").to(device)(mesh, cam)

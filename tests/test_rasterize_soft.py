@@ -507,7 +507,7 @@ def test_cuda_matches_cpu(dtype, clip):
     wz = torch.randn(2, 64, 80, 8, generator=g, dtype=dtype)
 
     def run(device, ranges=None):
-        p = pos.to(device).requires_grad_()
+        p = pos.detach().to(device).requires_grad_()
         o = rastlit.rasterize_soft(p, faces.to(device), (64, 80), **kw)
         ((o.alpha * wa.to(device)).sum() + (o.zbuf * wz.to(device)).sum() + o.bary.sum()).backward()
         return [t.detach().cpu() for t in o], p.grad.cpu()

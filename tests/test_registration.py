@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 
 import rastlit
+from rastlit import _build
 
 
 def _inputs(dtype=torch.float32, requires_grad=False):
@@ -145,3 +150,50 @@ def test_sanitize_flag_gets_its_own_build_dir_and_stamp(monkeypatch, tmp_path):
     monkeypatch.setenv("RASTLIT_SANITIZE", "thread")
     with pytest.raises(ValueError, match="RASTLIT_SANITIZE"):
         _build.build_dir()
+
+
+def _fake_compiler(tmp_path, name, extra):
+    real = shutil.which("c++")
+    script = tmp_path / name
+    script.write_text(f'#!/bin/sh\nexec {real} {extra} "$@"\n')
+    script.chmod(0o755)
+    return str(script)
+
+
+@pytest.mark.skipif(shutil.which("c++") is None, reason="needs a C++ compiler")
+def test_a_compiler_that_links_libstdcxx_statically_is_replaced(monkeypatch, tmp_path):
+    """An extension carrying its own static libstdc++ segfaults inside torch on the first error
+    message that formats a number (seen on a GPU image whose CXX was such a GCC). The build probes
+    CXX first and falls back to the system c++."""
+    static = _fake_compiler(tmp_path, "static-g++", "-static-libstdc++")
+    assert _build._links_libstdcxx_dynamically(shutil.which("c++")) is True
+    assert _build._links_libstdcxx_dynamically(static) is False
+    assert _build._links_libstdcxx_dynamically(str(tmp_path / "no-such-compiler")) is None
+    monkeypatch.setenv("CXX", static)
+    monkeypatch.setenv("CC", "/nonexistent/gcc")
+    with _build._compiler_env():
+        assert os.environ["CXX"] == shutil.which("c++")
+        assert os.environ["CC"] != "/nonexistent/gcc"
+    assert os.environ["CXX"] == static and os.environ["CC"] == "/nonexistent/gcc"
+    # a good CXX is left alone
+    monkeypatch.setenv("CXX", shutil.which("c++"))
+    with _build._compiler_env():
+        assert os.environ["CXX"] == shutil.which("c++")
+
+
+@pytest.mark.skipif(shutil.which("c++") is None, reason="needs a C++ compiler")
+def test_no_dynamic_compiler_at_all_raises_clearly(monkeypatch, tmp_path):
+    static = _fake_compiler(tmp_path, "static-g++", "-static-libstdc++")
+    monkeypatch.setenv("CXX", static)
+    monkeypatch.setattr(_build, "_links_libstdcxx_dynamically", lambda cxx: False)
+    with pytest.raises(RuntimeError, match="links libstdc\\+\\+ statically"):
+        with _build._compiler_env():
+            pass
+
+
+def test_elf_needed_reads_the_extension():
+    rastlit.ops  # loads (building if needed) the extension
+    lib = _build.build_dir() / "rastlit_ext.so"
+    needed = _build._elf_needed(lib)
+    assert needed is not None and any(n.startswith("libstdc++") for n in needed), needed
+    assert _build._elf_needed(Path(_build.__file__)) is None
