@@ -29,7 +29,11 @@ _loaded = False
 # antisymmetric (watertight shared edges) even where the compiler could fuse multiply-adds.
 _CFLAGS = ["-O3", "-fopenmp", "-ffp-contract=off"]
 _LDFLAGS = ["-fopenmp"]
-_CUDA_CFLAGS = ["-O3", "-DRASTLIT_WITH_CUDA"]
+# -fmad=false is the CUDA twin of -ffp-contract=off: nvcc fuses a*b+c by default, which changes the
+# rounding of the shared header math, so exact depth ties (a vertex shared by several faces)
+# broke differently on the GPU and the CPU and the soft rasterizer's K-nearest lists differed.
+# Explicit fma() calls (exact.h's error-free products) are unaffected.
+_CUDA_CFLAGS = ["-O3", "-fmad=false", "-DRASTLIT_WITH_CUDA"]
 # RASTLIT_SANITIZE=address: an AddressSanitizer build of the C++ kernels (opt-in, for fuzzing; the
 # process must preload libasan, see README). It lives under its own build tag, never mixing with
 # the normal cache.
