@@ -61,6 +61,17 @@ RL_HD bool all_finite4(const T* p) {
   return std::isfinite(p[0]) && std::isfinite(p[1]) && std::isfinite(p[2]) && std::isfinite(p[3]);
 }
 
+// dst += v for a scatter whose destinations threads may share: atomicAdd on the GPU; on the CPU
+// the callers give each destination range to one thread in a fixed order, so a plain add.
+template <typename T>
+RL_HD void scatter_add(T* dst, T v) {
+#if defined(__CUDA_ARCH__)
+  atomicAdd(dst, v);
+#else
+  *dst += v;
+#endif
+}
+
 // NDC coordinate of the centre of pixel `i` along an axis of `n` pixels (row 0 at -1).
 template <typename T>
 RL_HD T pixel_center_ndc(int i, int n) {

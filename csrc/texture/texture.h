@@ -379,6 +379,24 @@ RL_HD void texture_pixel_backward(const TextureBwdParams<T>& q, int64_t pix, con
   if (q.grad_bias) q.grad_bias[pix] = glod;
 }
 
+// Texel half of the backward: adds pixel `pix`'s output gradient, times each tap's weight, to the
+// texels its taps read (levels of q.grad_levels). Many pixels share texels: see scatter_add.
+template <typename T>
+RL_HD void tex_pixel_scatter(const TextureBwdParams<T>& q, int64_t pix, const TexTaps<T>& t) {
+  const int64_t C = q.fwd.channels;
+  const T* g = q.grad_out + pix * C;
+  for (int s = 0; s < t.num_levels; ++s) {
+    T* gl = q.grad_levels[t.level[s]];
+    for (int k = 0; k < 4; ++k) {
+      if (t.offset[s][k] < 0) continue;
+      const T wk = t.level_weight[s] * t.w[s][k];
+      if (wk == T(0)) continue;
+      T* dst = gl + t.offset[s][k];
+      for (int64_t c = 0; c < C; ++c) scatter_add(dst + c, wk * g[c]);
+    }
+  }
+}
+
 template <typename T>
 int texture_fwd_cpu(const TextureFwdParams<T>& p);
 template <typename T>

@@ -19,7 +19,6 @@ int texture_bwd_cpu(const TextureBwdParams<T>& q) {
   const TextureFwdParams<T>& p = q.fwd;
   const int64_t npix = int64_t(p.height) * p.width;
   const int64_t total = p.num_views * npix;
-  const int64_t C = p.channels;
 #pragma omp parallel for schedule(static) num_threads(p.num_threads)
   for (int64_t i = 0; i < total; ++i) {
     TexTaps<T> t;
@@ -31,17 +30,7 @@ int texture_bwd_cpu(const TextureBwdParams<T>& q) {
     for (int64_t i = b * npix; i < (b + 1) * npix; ++i) {
       TexTaps<T> t;
       tex_pixel_taps(p, i, &t);
-      const T* g = q.grad_out + i * C;
-      for (int s = 0; s < t.num_levels; ++s) {
-        T* gl = q.grad_levels[t.level[s]];
-        for (int k = 0; k < 4; ++k) {
-          if (t.offset[s][k] < 0) continue;
-          const T wk = t.level_weight[s] * t.w[s][k];
-          if (wk == T(0)) continue;
-          T* dst = gl + t.offset[s][k];
-          for (int64_t c = 0; c < C; ++c) dst[c] += wk * g[c];
-        }
-      }
+      tex_pixel_scatter(q, i, t);
     }
   };
   if (p.tex_batch == p.num_views && p.num_views > 1) {

@@ -22,18 +22,7 @@ __global__ void texture_bwd_kernel(TextureBwdParams<T> q, int64_t total) {
   TexTaps<T> t;
   tex_pixel_taps(p, i, &t);
   texture_pixel_backward(q, i, t);
-  const int64_t C = p.channels;
-  const T* g = q.grad_out + i * C;
-  for (int s = 0; s < t.num_levels; ++s) {
-    T* gl = q.grad_levels[t.level[s]];
-    for (int k = 0; k < 4; ++k) {
-      if (t.offset[s][k] < 0) continue;
-      const T wk = t.level_weight[s] * t.w[s][k];
-      if (wk == T(0)) continue;
-      T* dst = gl + t.offset[s][k];
-      for (int64_t c = 0; c < C; ++c) atomicAdd(dst + c, wk * g[c]);
-    }
-  }
+  tex_pixel_scatter(q, i, t);
 }
 
 }  // namespace
