@@ -83,6 +83,14 @@ class RenderTask(pl.LightningModule):
         return dm
 
     # -- logging ---------------------------------------------------------------------------------
+    def log_train_terms(self, terms: dict, batch_size: int) -> None:
+        """Log a training step's loss terms: ``terms["loss"]`` through the subclass's
+        ``self.train_loss`` (MeanMetric, per epoch, on the progress bar), the others per step."""
+        self.train_loss(terms["loss"].detach())
+        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
+        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items() if k != "loss"}, on_step=True,
+                      on_epoch=False, batch_size=batch_size)
+
     def _wandb(self) -> WandbLogger | None:
         for lg in (self.loggers or []):
             if isinstance(lg, WandbLogger):

@@ -92,11 +92,7 @@ class TextureRecoveryTask(RenderTask):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         r = self.render(batch["mvp"], batch["rgb"].shape[1:3])
         terms = self.compute_losses(r, batch)
-        bs = batch["mvp"].shape[0]
-        self.train_loss(terms["loss"].detach())
-        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=bs)
-        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items() if k != "loss"}, on_step=True,
-                      on_epoch=False, batch_size=bs)
+        self.log_train_terms(terms, batch["mvp"].shape[0])
         return terms["loss"]
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
