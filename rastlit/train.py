@@ -3,21 +3,23 @@
 Examples::
 
     python -m rastlit.train                                   # task=mesh_fit, W&B offline
-    python -m rastlit.train task=texture_recovery logger=csv
-    python -m rastlit.train -m task=mesh_fit task.lr=1e-3,1e-2  # basic multirun
-    python -m rastlit.train -m hparams_search=mesh_fit_optuna   # Optuna, minimizing chamfer
+    python -m rastlit.train data=blender data.root=/path/to/dataset   # your posed images
+    python -m rastlit.train experiment=texture_recovery_synthetic logger=csv
+    python -m rastlit.train -m optimizer.lr=0.01,0.03           # basic multirun
+    python -m rastlit.train -m hparams_search=mesh_fit_optuna   # Optuna, maximizing val/psnr
     python -m rastlit.train trainer=ddp trainer.devices=2       # DDP (gloo on the CPU)
     python -m rastlit.train ckpt_path=/path/to/last.ckpt       # resume
 
 The configs live in the package (``rastlit.conf``, found from any working directory); print the
-composed one with ``--cfg job``. After fitting, rank 0 evaluates the task on the held-out views and
-writes the artefacts (mesh OBJ/PLY, texture PNG, render grid PNG) and ``metrics.json`` (final
-metrics and wall time) into the run directory; the return value is ``metrics[optimized_metric]``
-for sweepers.
+composed one with ``--cfg job``. After fitting, ``trainer.test`` evaluates the task on the test
+split; the ``ArtefactWriter`` callback writes the artefacts (meshes, textures, the test-view grid)
+and ``metrics.json`` (test metrics, per view too, and wall time) into the run directory. The return
+value is ``metrics[optimized_metric]`` (a test metric or a last ``val/...`` value) for sweepers.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any
@@ -66,17 +68,26 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     fit_time = time.perf_counter() - t0
+    # last validation values, e.g. for sweeps (which must not tune on the test split)
+    last_val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/") and v.numel() == 1}
+    # the final evaluation: the test split (the ArtefactWriter callback writes files and metrics.json)
+    trainer.test(model=model, datamodule=datamodule, verbose=False)
 
     metrics: dict[str, Any] = {}
     if trainer.is_global_zero:
-        from rastlit.tasks.base import write_metrics_json
-
-        out_dir = cfg.paths.output_dir
-        metrics = dict(model.evaluate())
-        model.save_artefacts(out_dir)
+        metrics = {k: v for k, v in model.test_results.items() if k != "per_view"}
+        metrics.update(last_val)
         metrics.update(wall_time_s=time.perf_counter() - t0, fit_time_s=fit_time, epochs=trainer.current_epoch,
                        global_step=trainer.global_step, task=cfg.get("task_name"))
-        write_metrics_json(os.path.join(out_dir, "metrics.json"), metrics)
+        out_dir = cfg.paths.output_dir
+        path = os.path.join(out_dir, "metrics.json")
+        if os.path.exists(path):  # written by the ArtefactWriter: add the timing
+            from rastlit.tasks.base import write_metrics_json
+
+            with open(path) as f:
+                stored = json.load(f)
+            stored.update(wall_time_s=metrics["wall_time_s"], fit_time_s=fit_time, task=cfg.get("task_name"))
+            write_metrics_json(path, stored)
         numeric = {f"final/{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
         for lg in loggers:
             lg.log_metrics(numeric, step=trainer.global_step)

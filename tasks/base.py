@@ -1,4 +1,11 @@
-"""What both tasks share: the optimizer, image grids, logging helpers and the artefact files."""
+"""What both tasks share: the optimizer, logging helpers, the test-split evaluation and the files.
+
+A task is a LightningModule over the data contract of :mod:`rastlit.data`: it renders a batch's
+cameras (``render_batch``) and compares with what they saw. ``trainer.test`` evaluates on the test
+split: PSNR, SSIM and mask IoU per view and their means, plus the task's own metrics
+(``extra_test_metrics``, e.g. chamfer and F-score against a ground-truth mesh); the results land in
+``task.test_results`` and :class:`rastlit.tasks.callbacks.ArtefactWriter` writes them.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +17,14 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
-__all__ = ["RenderTask", "image_grid", "write_metrics_json"]
+from rastlit import losses as rl_losses
+from rastlit.data.base import background_rgb
+
+__all__ = ["RenderTask", "image_grid", "write_metrics_json", "background_rgb", "view_metrics"]
 
 
 def image_grid(rows: list[torch.Tensor], pad: int = 2) -> torch.Tensor:
-    """Tile images into a grid: ``rows`` is a list of ``[N,H,W,3]`` batches (one grid row each,
+    """Tile images into a grid: ``rows`` is a list of ``[N,H,W,C]`` batches (one grid row each,
     e.g. targets then predictions), row 0 of every image at the bottom (rastlit's convention).
     Returns ``[H',W',3]`` TOP-DOWN (ready for a PNG or W&B), white padding between tiles."""
     tiles = []
@@ -41,45 +51,89 @@ def _to_uint8(img: torch.Tensor):
     return (img.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
 
 
-def write_metrics_json(path: str, metrics: dict[str, Any]) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    def plain(v):
-        if isinstance(v, torch.Tensor):
-            v = v.item()
-        return v if isinstance(v, (int, str, type(None))) else float(v)
+def _plain(v):
+    if isinstance(v, torch.Tensor):
+        v = v.item() if v.numel() == 1 else v.tolist()
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v if isinstance(v, (int, str, bool, type(None))) else float(v)
 
-    clean = {k: plain(v) for k, v in metrics.items()}
-    with open(path, "w") as f:
-        json.dump(clean, f, indent=2, sort_keys=True)
+
+def write_metrics_json(path: str, metrics: dict[str, Any]) -> None:
+    """Write ``metrics`` as JSON through a temporary file (never half-written)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(_plain(metrics), f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def view_metrics(pred_rgb: torch.Tensor, pred_alpha: torch.Tensor, rgb: torch.Tensor,
+                 alpha: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-view ``psnr``, ``ssim`` (on RGB in [0, 1]) and ``mask_iou`` (alpha > 0.5), each ``[B]``."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    p = pred_rgb.detach().float().clamp(0, 1)
+    t = rgb.detach().float()
+    mse = (p - t).square().flatten(1).mean(1)
+    psnr = -10 * torch.log10(mse.clamp_min(1e-12))
+    ssim = structural_similarity_index_measure(p.permute(0, 3, 1, 2), t.permute(0, 3, 1, 2), data_range=1.0,
+                                               reduction="none")
+    iou = rl_losses.silhouette_iou(pred_alpha.detach().float(), alpha.detach().float(), threshold=0.5,
+                                   batch_reduction=None)
+    return {"psnr": psnr.cpu(), "ssim": ssim.reshape(-1).cpu(), "mask_iou": iou.reshape(-1).cpu()}
 
 
 class RenderTask(pl.LightningModule):
-    """Base of the tasks: builds the optimizer from a ``functools.partial`` (Hydra's
-    ``_partial_: true``) with ``lr``, logs image grids to W&B every ``log_images_every_n_epochs``
-    validation epochs, and leaves ``evaluate`` / ``save_artefacts`` to the subclasses (the
-    entry point calls them on rank 0 after fitting)."""
+    """Base of the tasks: the optimizer (a ``functools.partial`` from the optimizer config group,
+    which holds the learning rate; ``param_groups`` may scale it per group with ``lr_scale``), W&B
+    image logging every ``log_images_every_n_epochs`` validation epochs, and the test-split
+    evaluation (see the module docstring)."""
 
-    def __init__(self, optimizer: Callable | None = None, lr: float = 1e-2, log_images_every_n_epochs: int = 5,
+    def __init__(self, optimizer: Callable | None = None, log_images_every_n_epochs: int = 5,
                  num_grid_views: int = 4):
         super().__init__()
         self._optimizer_factory = optimizer
-        self.lr = lr
         self.log_images_every_n_epochs = log_images_every_n_epochs
         self.num_grid_views = num_grid_views
+        self.test_results: dict[str, Any] = {}
+        self._test_views: dict[str, list] = {}
+        self._test_grid: list[torch.Tensor] = []
 
     # -- optimizer -------------------------------------------------------------------------------
-    def configure_optimizers(self):
-        params = [p for p in self.parameters() if p.requires_grad]
+    def param_groups(self) -> list[dict]:
+        """Parameter groups for the optimizer; ``lr_scale`` multiplies the configured learning rate."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad]}]
+
+    def base_lr(self) -> float:
+        f = self._optimizer_factory
+        lr = getattr(f, "keywords", {}).get("lr") if f is not None else None
+        return float(lr) if lr is not None else 1e-2
+
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        lr = self.base_lr()
+        groups = []
+        for g in self.param_groups():
+            g = dict(g)
+            g["lr"] = lr * float(g.pop("lr_scale", 1.0))
+            groups.append(g)
         if self._optimizer_factory is None:
-            return torch.optim.Adam(params, lr=self.lr)
-        return self._optimizer_factory(params, lr=self.lr)
+            return torch.optim.Adam(groups, lr=lr)
+        return self._optimizer_factory(groups)
+
+    def configure_optimizers(self):
+        return self.build_optimizer()
 
     # -- data access -----------------------------------------------------------------------------
     @property
     def datamodule(self):
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if dm is None:
-            raise RuntimeError(f"{type(self).__name__} needs a rastlit.data.MultiViewDataModule passed to trainer.fit")
+        if dm is None or getattr(dm, "train_set", None) is None:
+            raise RuntimeError(f"{type(self).__name__} needs a rastlit.data data module passed to trainer.fit "
+                               "(Lightning sets it up before the task)")
         return dm
 
     # -- logging ---------------------------------------------------------------------------------
@@ -121,10 +175,53 @@ class RenderTask(pl.LightningModule):
         last = self.trainer.max_epochs is not None and self.current_epoch + 1 >= self.trainer.max_epochs
         return (self.current_epoch + 1) % n == 0 or last
 
-    # -- subclasses ------------------------------------------------------------------------------
-    @torch.no_grad()
-    def evaluate(self) -> dict[str, float]:  # pragma: no cover - abstract
+    # -- test split ------------------------------------------------------------------------------
+    def render_batch(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover - abstract
+        """``(rgb [B,H,W,3], alpha [B,H,W,1])`` of the current model seen by the batch's cameras."""
         raise NotImplementedError
 
+    def extra_test_metrics(self) -> dict[str, float]:
+        """Task-specific final metrics (e.g. geometry against a ground-truth mesh)."""
+        return {}
+
+    def on_test_epoch_start(self) -> None:
+        self._test_views = {"index": [], "psnr": [], "ssim": [], "mask_iou": []}
+        self._test_grid = []
+
+    @torch.no_grad()
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        rgb, alpha = self.render_batch(batch)
+        m = view_metrics(rgb, alpha, batch["rgb"], batch["alpha"])
+        for k, v in m.items():
+            self._test_views[k].extend(v.tolist())
+        self._test_views["index"].extend(batch["index"].cpu().tolist())
+        bs = batch["mvp"].shape[0]
+        for k, v in m.items():
+            self.log(f"test/{k}", v.mean(), batch_size=bs, on_epoch=True)
+        have = sum(g.shape[0] for g in self._test_grid[::3])
+        k = max(0, self.num_grid_views - have)
+        if k:
+            err = (rgb[:k].float() - batch["rgb"][:k].float()).abs().mean(-1, keepdim=True).mul(4).clamp(0, 1)
+            self._test_grid += [batch["rgb"][:k].detach().cpu(), rgb[:k].detach().cpu(), err.cpu()]
+
+    def on_test_epoch_end(self) -> None:
+        views = self._test_views
+        res: dict[str, Any] = {k: float(torch.tensor(views[k]).mean()) for k in ("psnr", "ssim", "mask_iou")}
+        extra = self.extra_test_metrics()
+        for k, v in extra.items():
+            self.log(f"test/{k}", float(v), sync_dist=True)
+        res.update(extra)
+        res["per_view"] = [{"index": int(i), "psnr": p, "ssim": s, "mask_iou": u}
+                           for i, p, s, u in zip(views["index"], views["psnr"], views["ssim"], views["mask_iou"])]
+        self.test_results = res
+
+    def test_grid(self) -> torch.Tensor | None:
+        """Top-down grid of the first test views: rows target | prediction | error (x4)."""
+        if not self._test_grid:
+            return None
+        cols = [torch.cat(self._test_grid[i::3])[: self.num_grid_views] for i in range(3)]
+        return image_grid(cols)
+
+    # -- artefacts (the ArtefactWriter callback calls this on rank 0) --------------------------------
     def save_artefacts(self, out_dir: str) -> dict[str, str]:  # pragma: no cover - abstract
         raise NotImplementedError

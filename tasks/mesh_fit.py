@@ -1,44 +1,75 @@
-"""Mesh fitting: deform a source mesh until its renders match multi-view images of a target.
+"""Mesh fitting: recover shape and appearance from posed images and masks.
 
-The learnable parameters are per-vertex offsets of the source (an icosphere by default, or a mesh
-file), optimized with Adam (or any ``_partial_`` optimizer) against the data module's views:
+What is learned:
 
-``loss = w_silhouette * |alpha - alpha*|^2 + w_rgb * |rgb - rgb*|^2 + w_normals * |n - n*|^2
-+ w_laplacian * laplacian + w_normal_consistency * normal_consistency + w_edge * edge_length``
+- **Shape**: a triangle mesh, initialised from the data (:mod:`rastlit.data.scene`): an
+  ellipsoid fitted to the visual hull of the training masks (``init.source=ellipsoid``), its
+  bounding sphere (``sphere``) or a mesh file placed in the hull's box. No hand-set centre or scale.
+- **Appearance**: per-vertex colours holding baked radiance (``appearance.kind=vertex_color``,
+  unlit: whatever lighting the images have is learned into the colours), or a per-vertex albedo
+  under known lights (``appearance.kind=shaded``, Lambert, ``appearance.lights``).
 
-(image terms are means over pixels). Silhouette gradients come from ``rastlit.antialias``
-(``silhouette=antialias``, default) or soft rasterization (``silhouette=soft``).
+How (``geometry``, ``schedule``):
 
-Coarse-to-fine (``coarse_to_fine=[e1, ..., en]``): the offsets are the sum of ``n + 1`` levels,
-the coarsest on the source subdivided ``n`` times fewer, each level linearly upsampled (edge
-midpoints) to the finest mesh; level ``k`` starts learning at epoch ``e_k`` (level 0 at once).
-Early epochs move the shape only smoothly; the finest level adds the detail last. All levels are
-parameters from the start (shapes never change), so checkpoints and DDP work unchanged. Geometry metrics
-(Chamfer distance and F-score on points sampled from both surfaces, silhouette IoU) and image
-metrics (PSNR, SSIM) are computed on the held-out validation views.
+- **Large steps** (Nicolet et al. 2021, ``geometry.parameterization=largesteps``): the parameter is
+  ``u = (I + lambda L) v`` and the vertices ``v = (I + lambda L)^-1 u`` (a sparse Cholesky solve,
+  :mod:`rastlit.largesteps`), optimised with ``AdamUniform``: gradients reach the surface smoothed,
+  so it moves without tangling and needs no hand-weighted regularizers. ``offsets`` is the plain
+  per-vertex parameterization (with the ``losses.laplacian`` etc. regularizers).
+- **Coarse to fine**: at the fractions ``schedule.subdivide_at`` of the epochs the mesh is
+  subdivided (edge midpoints; colours too) and the optimizer restarts on the finer mesh.
+- **Learning rate**: exponential decay to ``schedule.final_lr_factor`` over each stage.
+- **Stopping**: after the last subdivision, when the epoch's training loss has not improved by a
+  relative ``schedule.stop_min_delta`` for ``schedule.stop_patience`` epochs (0 disables).
+
+Loss: ``losses.rgb * |rgb - rgb*| + losses.alpha * |alpha - alpha*|`` (L1, or ``losses.norm=l2``)
+on antialiased renders (``silhouette=antialias``: visibility gradients through
+``rastlit.antialias``) or with a soft silhouette (``silhouette=soft``), plus optional Laplacian,
+normal-consistency and edge-length terms.
+
+Evaluation is ``trainer.test`` on the test split (PSNR, SSIM, mask IoU per view) plus chamfer and
+F-score against the data module's ``gt_mesh`` when it has one.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torchmetrics import MeanMetric
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
+import rastlit
 from rastlit import losses as rl_losses
 from rastlit import mesh as rl_mesh
+from rastlit.camera import transform_points
+from rastlit.nn import Antialias
 
-from .base import RenderTask, image_grid
-from .render import Render, render_shaded
+from .base import RenderTask, background_rgb, image_grid, view_metrics
 
-__all__ = ["MeshFitTask", "subdivide"]
+__all__ = ["MeshFitTask", "subdivide", "INIT", "GEOMETRY", "APPEARANCE", "LOSSES", "SCHEDULE", "EVAL"]
+
+INIT = {"source": "ellipsoid", "subdivisions": 3, "scale": 1.1, "centre": None, "radius": None,
+        "hull_resolution": 40}
+GEOMETRY = {"parameterization": "largesteps", "lambda_": 19.0}
+APPEARANCE = {"kind": "vertex_color", "init": 0.5, "lr_scale": 1.0, "ambient": 0.2, "lights": None}
+LOSSES = {"rgb": 1.0, "alpha": 1.0, "norm": "l1", "laplacian": 0.0, "normal_consistency": 0.0, "edge": 0.0}
+SCHEDULE = {"subdivide_at": [0.5], "final_lr_factor": 0.3, "stop_patience": 0, "stop_min_delta": 1e-3}
+EVAL = {"points": 20000, "fscore_threshold": 0.01}
+
+
+def _merge(name: str, defaults: dict, given: dict | None) -> dict:
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(f"task.{name} has unknown keys {unknown}; known: {sorted(defaults)}")
+    return {**defaults, **given}
 
 
 def _split_edges(faces: torch.Tensor, nv: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(midpoint_edges [E,2], new_faces [4F,3])`` of one midpoint subdivision (the same vertex
-    order as :func:`rastlit.mesh.icosphere`'s: the old vertices, then one per unique edge)."""
+    """``(midpoint_edges [E,2], new_faces [4F,3])`` of one midpoint subdivision (the old vertices,
+    then one per unique edge)."""
     f = faces.long()
     edges = torch.cat([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]], 0)
     key = edges.min(1).values * nv + edges.max(1).values
@@ -55,232 +86,335 @@ def _upsample(x: torch.Tensor, mid: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, 0.5 * (x[mid[:, 0]] + x[mid[:, 1]])], 0)
 
 
-def subdivide(verts: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def subdivide(verts: torch.Tensor, faces: torch.Tensor, *attrs: torch.Tensor):
     """Split every triangle in four at its edge midpoints (shared midpoints deduplicated, no
-    projection): the upsampling step of coarse-to-fine fitting. On an icosphere it gives the
-    next level's faces and (after projection onto the sphere) vertices exactly."""
+    smoothing): returns ``(verts, faces, *attrs)`` with per-vertex ``attrs`` interpolated alike."""
     mid, nf = _split_edges(faces, verts.shape[0])
-    return _upsample(verts, mid), nf
+    return (_upsample(verts, mid), nf, *(_upsample(a, mid) for a in attrs))
 
 
 class MeshFitTask(RenderTask):
-    """Fit a mesh to multi-view renders (see the module docstring).
+    """Fit shape and appearance to posed images (see the module docstring).
 
-    Args:
-        source: ``"icosphere"`` or a mesh file path (centred and scaled into the unit box).
-        source_subdivisions: icosphere level of the source.
-        source_scale: radius of the source sphere (or scale of the file mesh).
-        source_upsample: midpoint-subdivide the source this many times before fitting (coarse
-            meshes from files get the resolution the fit needs).
-        coarse_to_fine: epochs at which successively finer offset levels start learning (see the
-            module docstring); ``None`` or ``[]``: one level, the finest.
-        lr, optimizer: learning rate and a ``functools.partial`` optimizer (default Adam).
-        silhouette: ``"antialias"`` or ``"soft"`` (``soft`` = kwargs of ``rastlit.rasterize_soft``).
-        w_*: loss weights (0 disables a term); ``laplacian_method``: ``uniform`` or ``cotangent``.
-        render: renderer keyword arguments (lights, albedo), the same as the data module's.
-        eval_points: points sampled on each surface for Chamfer / F-score.
-        fscore_threshold: F-score distance as a fraction of the target's bounding-box diagonal.
+    Config nodes (dicts; unknown keys raise): ``init`` (:data:`INIT`), ``geometry``
+    (:data:`GEOMETRY`), ``appearance`` (:data:`APPEARANCE`), ``losses`` (:data:`LOSSES`),
+    ``schedule`` (:data:`SCHEDULE`), ``eval`` (:data:`EVAL`). ``silhouette``: ``antialias`` or
+    ``soft`` (``soft``: kwargs of ``rastlit.rasterize_soft``). ``background``: the colour the data
+    composited its images over. The learning rate is the optimizer's (config group ``optimizer``).
     """
 
-    def __init__(self, source: str = "icosphere", source_subdivisions: int = 4, source_scale: float = 1.0,
-                 source_upsample: int = 0, coarse_to_fine: list[int] | None = None, lr: float = 5e-3, optimizer: Callable | None = None,
-                 silhouette: str = "antialias", soft: dict | None = None, w_silhouette: float = 1.0,
-                 w_rgb: float = 1.0, w_normals: float = 0.0, w_laplacian: float = 1.0,
-                 w_normal_consistency: float = 0.01, w_edge: float = 0.1, laplacian_method: str = "uniform",
-                 render: dict | None = None, eval_points: int = 20000, fscore_threshold: float = 0.01,
-                 log_images_every_n_epochs: int = 5, num_grid_views: int = 4, seed: int = 0):
-        super().__init__(optimizer=optimizer, lr=lr, log_images_every_n_epochs=log_images_every_n_epochs,
+    def __init__(self, init: dict | None = None, geometry: dict | None = None, appearance: dict | None = None,
+                 losses: dict | None = None, schedule: dict | None = None, eval: dict | None = None,
+                 silhouette: str = "antialias", soft: dict | None = None, background: Any = "black",
+                 optimizer: Callable | None = None, log_images_every_n_epochs: int = 10, num_grid_views: int = 4,
+                 seed: int = 0):
+        super().__init__(optimizer=optimizer, log_images_every_n_epochs=log_images_every_n_epochs,
                          num_grid_views=num_grid_views)
         self.save_hyperparameters(ignore=["optimizer"], logger=True)
+        self.init_cfg = _merge("init", INIT, init)
+        self.geo_cfg = _merge("geometry", GEOMETRY, geometry)
+        self.app_cfg = _merge("appearance", APPEARANCE, appearance)
+        self.loss_cfg = _merge("losses", LOSSES, losses)
+        self.sched_cfg = _merge("schedule", SCHEDULE, schedule)
+        self.eval_cfg = _merge("eval", EVAL, eval)
         if silhouette not in ("antialias", "soft"):
             raise ValueError(f"task.silhouette must be 'antialias' or 'soft', got {silhouette!r}")
+        if self.geo_cfg["parameterization"] not in ("largesteps", "offsets"):
+            raise ValueError("task.geometry.parameterization must be 'largesteps' or 'offsets', got "
+                             f"{self.geo_cfg['parameterization']!r}")
+        if self.app_cfg["kind"] not in ("vertex_color", "shaded"):
+            raise ValueError(f"task.appearance.kind must be 'vertex_color' or 'shaded', got {self.app_cfg['kind']!r}")
+        if self.loss_cfg["norm"] not in ("l1", "l2"):
+            raise ValueError(f"task.losses.norm must be 'l1' or 'l2', got {self.loss_cfg['norm']!r}")
+        fr = [float(x) for x in (self.sched_cfg["subdivide_at"] or [])]
+        if fr != sorted(fr) or any(not 0 < x < 1 for x in fr):
+            raise ValueError(f"task.schedule.subdivide_at must be increasing fractions in (0, 1), got {fr}")
+        self.subdivide_at = fr
         self.silhouette, self.soft = silhouette, dict(soft or {})
-        self.weights = {"silhouette": w_silhouette, "rgb": w_rgb, "normals": w_normals, "laplacian": w_laplacian,
-                        "normal_consistency": w_normal_consistency, "edge": w_edge}
-        self.laplacian_method = laplacian_method
-        self.render_kwargs = {k: v for k, v in dict(render or {}).items() if k not in ("silhouette", "soft")}
-        self.eval_points, self.fscore_threshold, self.seed = eval_points, fscore_threshold, seed
-
-        self.c2f_epochs = [int(e) for e in (coarse_to_fine or [])]
-        if self.c2f_epochs != sorted(self.c2f_epochs) or any(e < 0 for e in self.c2f_epochs):
-            raise ValueError(f"task.coarse_to_fine must be increasing epochs >= 0, got {coarse_to_fine}")
-        n_c2f = len(self.c2f_epochs)
-        if source == "icosphere":
-            if source_subdivisions < n_c2f:
-                raise ValueError(f"coarse_to_fine with {n_c2f} coarser levels needs source_subdivisions >= {n_c2f}")
-            v, f = rl_mesh.icosphere(source_subdivisions - n_c2f)
-            v = v * source_scale
-            n_up = n_c2f
-        else:
-            m = rl_mesh.load_mesh(source)
-            v, _, _ = rl_mesh.normalize_to_unit_box(m.verts.float())
-            v, f = v * source_scale, m.faces
-            n_up = source_upsample + n_c2f
-        # subdivide to the finest level, remembering the last n_c2f levels' edge midpoints
-        level_sizes, mids = [], []
-        for i in range(n_up):
-            if i >= n_up - n_c2f:
-                level_sizes.append(v.shape[0])
-            mid, f = _split_edges(f, v.shape[0])
-            v = _upsample(v, mid)
-            if i >= n_up - n_c2f:
-                mids.append(mid)
-        if source == "icosphere":  # projected onto the sphere at every level; same vertex order and faces
-            v = rl_mesh.icosphere(source_subdivisions)[0] * source_scale
-        self.register_buffer("source_verts", v.float().contiguous())
-        self.register_buffer("faces", f.to(torch.int32).contiguous())
-        for k, mid in enumerate(mids):
-            self.register_buffer(f"_c2f_mid{k}", mid, persistent=False)
-        self.coarse_offsets = torch.nn.ParameterList([torch.nn.Parameter(torch.zeros(n, 3)) for n in level_sizes])
-        self.offsets = torch.nn.Parameter(torch.zeros_like(self.source_verts))
-
+        self.background = background_rgb(background)
+        self.seed = seed
+        self.antialias_layer = Antialias()
+        self._solver = None
+        self._solver_key = None
+        self._stage_start_step = 0
+        self._best_loss = math.inf
+        self._stale_epochs = 0
+        self._epoch_loss = [0.0, 0]
+        self.register_buffer("level", torch.zeros((), dtype=torch.long))
+        # the shape and colours are made in setup(), from the data (or restored from a checkpoint)
+        self.register_buffer("faces", torch.zeros(0, 3, dtype=torch.int32))
+        self.register_buffer("base_verts", torch.zeros(0, 3))
+        self.shape_param = torch.nn.Parameter(torch.zeros(0, 3))
+        self.colors = torch.nn.Parameter(torch.zeros(0, 3))
         self.train_loss = MeanMetric()
         self.val_loss = MeanMetric()
-        self.val_iou = MeanMetric()
-        self.val_psnr = PeakSignalNoiseRatio(data_range=1.0)
-        self.val_ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
 
-    # -- model -----------------------------------------------------------------------------------
-    def level_active(self) -> list[float]:
-        """1.0 for each offset level (coarsest first, the finest last) that learns this epoch."""
-        if not self.c2f_epochs:
-            return [1.0]
-        epoch = self.current_epoch if self._trainer is not None else float("inf")
-        return [1.0] + [1.0 if epoch >= e else 0.0 for e in self.c2f_epochs]
+    # -- the shape -----------------------------------------------------------------------------------
+    def initial_mesh(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The starting mesh, placed and sized from the training cameras and masks."""
+        c = self.init_cfg
+        src = c["source"]
+        if src in ("ellipsoid", "sphere"):
+            v, f = rl_mesh.icosphere(int(c["subdivisions"]), dtype=torch.float64)
+        else:
+            m = rl_mesh.load_mesh(src, dtype=torch.float64)
+            v, f = m.verts, m.faces
+            for _ in range(int(c["subdivisions"])):
+                v, f = subdivide(v, f)
+            lo, hi = v.min(0).values, v.max(0).values
+            v = (v - 0.5 * (lo + hi)) / (0.5 * (hi - lo)).clamp_min(1e-12)  # into [-1,1]^3 per axis
+        if c["centre"] is not None and c["radius"] is not None:
+            centre = torch.as_tensor(c["centre"], dtype=torch.float64)
+            half = torch.full((3,), float(c["radius"]), dtype=torch.float64)
+        else:
+            from rastlit.data.scene import scene_bounds
+
+            t = self.datamodule.train_set.tensors
+            b = scene_bounds(t["view"], t["mvp"], t["alpha"], res=int(c["hull_resolution"]))
+            self.scene = b
+            centre = b.centre if c["centre"] is None else torch.as_tensor(c["centre"], dtype=torch.float64)
+            if c["radius"] is not None:
+                half = torch.full((3,), float(c["radius"]), dtype=torch.float64)
+            elif src == "sphere":
+                half = torch.full((3,), b.radius, dtype=torch.float64)
+            else:
+                half = b.half_extents
+        v = centre + v * half * float(c["scale"])
+        return v.float().contiguous(), f.to(torch.int32).contiguous()
+
+    def _set_mesh(self, verts: torch.Tensor, faces: torch.Tensor, colors: torch.Tensor | None) -> None:
+        """(Re)build the parameters for the mesh ``(verts, faces)`` and per-vertex ``colors``."""
+        dev = self.faces.device
+        verts, faces = verts.detach().float().to(dev).contiguous(), faces.to(dev, torch.int32).contiguous()
+        self.faces = faces
+        self.base_verts = verts.clone()
+        self._solver, self._solver_key = None, None
+        if self.geo_cfg["parameterization"] == "largesteps":
+            u = self.solver().to_differential(verts)
+        else:
+            u = torch.zeros_like(verts)
+        self.shape_param = torch.nn.Parameter(u.detach().contiguous())
+        if colors is None:
+            colors = torch.full_like(verts, float(self.app_cfg["init"]))
+        self.colors = torch.nn.Parameter(colors.detach().float().to(dev).contiguous())
+
+    def solver(self):
+        """The factorised ``I + lambda L`` of the current faces (rebuilt when they change)."""
+        key = (self.faces.data_ptr(), tuple(self.faces.shape), self.faces.device)
+        if self._solver is None or self._solver_key != key:
+            from rastlit.largesteps import LargeSteps
+
+            self._solver = LargeSteps(self.base_verts, self.faces, lambda_=float(self.geo_cfg["lambda_"]))
+            self._solver_key = key
+        return self._solver
 
     def verts(self) -> torch.Tensor:
-        """The current mesh: source + the offsets of every active level, upsampled to the finest."""
-        active = self.level_active()
-        total = None
-        for k, o in enumerate(self.coarse_offsets):
-            d = o * active[k]  # inactive levels stay in the graph (zero gradient): DDP-safe
-            total = d if total is None else total + d
-            total = _upsample(total, getattr(self, f"_c2f_mid{k}"))
-        d = self.offsets * active[-1]
-        return self.source_verts + (d if total is None else total + d)
-
-    def render(self, verts: torch.Tensor, mvp: torch.Tensor, eye: torch.Tensor, resolution) -> Render:
-        return render_shaded(verts, self.faces, mvp, eye, resolution, silhouette=self.silhouette, soft=self.soft,
-                             **self.render_kwargs)
+        """The current vertices ``[V,3]`` (differentiable in the parameters)."""
+        if self.geo_cfg["parameterization"] == "largesteps":
+            return self.solver().from_differential(self.shape_param)
+        return self.base_verts + self.shape_param
 
     def setup(self, stage: str) -> None:
+        if self.faces.shape[0] == 0:
+            v, f = self.initial_mesh()
+            self._set_mesh(v, f, None)
         dm = self.datamodule
-        dm.setup(stage)
-        t = dm.target_mesh
-        self.register_buffer("target_verts", t.verts.float().contiguous(), persistent=False)
-        self.register_buffer("target_faces", t.faces.to(torch.int32).contiguous(), persistent=False)
-        self.resolution = dm.resolution
+        self.gt_mesh = getattr(dm, "gt_mesh", None)
 
-    # -- losses ----------------------------------------------------------------------------------
-    def compute_losses(self, verts: torch.Tensor, r: Render, batch: dict) -> dict[str, torch.Tensor]:
-        w = self.weights
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # the mesh may have been subdivided: take the checkpoint's sizes before its tensors load
+        sd = checkpoint["state_dict"]
+        if "faces" in sd and sd["faces"].shape != self.faces.shape:
+            self._set_mesh(sd["base_verts"], sd["faces"], sd["colors"])
+
+    # -- the optimizer and the schedule ------------------------------------------------------------
+    def param_groups(self) -> list[dict]:
+        return [{"params": [self.shape_param], "name": "shape"},
+                {"params": [self.colors], "name": "colors", "lr_scale": float(self.app_cfg["lr_scale"]),
+                 "uniform": False}]
+
+    def _stage_bounds(self) -> tuple[int, int]:
+        """(first, last) global step of the current stage (between subdivisions)."""
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        cuts = [0] + [int(round(x * total)) for x in self.subdivide_at] + [total]
+        k = int(self.level)
+        return cuts[min(k, len(cuts) - 2)], cuts[min(k + 1, len(cuts) - 1)]
+
+    def configure_optimizers(self):
+        opt = self.build_optimizer()
+        final = float(self.sched_cfg["final_lr_factor"])
+
+        def factor(_):
+            if self._trainer is None:
+                return 1.0
+            a, b = self._stage_bounds()
+            t = min(max((self.global_step - a) / max(1, b - a), 0.0), 1.0)
+            return final ** t
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def _subdivision_epochs(self) -> list[int]:
+        n = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
+        return [max(1, int(round(x * n))) for x in self.subdivide_at]
+
+    def on_train_epoch_start(self) -> None:
+        epochs = self._subdivision_epochs()
+        due = sum(1 for e in epochs if self.current_epoch >= e)
+        if due > int(self.level):
+            with torch.no_grad():
+                v, f, c = subdivide(self.verts().detach(), self.faces, self.colors.detach())
+            self._set_mesh(v, f, c)
+            self.level.fill_(due)
+            self._best_loss, self._stale_epochs = math.inf, 0
+            strategy = self.trainer.strategy
+            strategy.setup_optimizers(self.trainer)
+            if self.trainer.world_size > 1:  # DDP registered the old parameters: wrap the new ones
+                strategy.model = strategy._setup_model(strategy.lightning_module)
+                strategy._register_ddp_hooks()
+
+    # -- rendering ---------------------------------------------------------------------------------
+    def render_batch(self, batch: dict, verts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        verts = self.verts() if verts is None else verts
+        mvp = batch["mvp"]
+        res = tuple(batch["rgb"].shape[1:3])
+        faces = self.faces
+        clip = transform_points(mvp, verts.to(mvp.dtype).unsqueeze(0)).contiguous()
+        rast, _ = rastlit.rasterize(clip, faces, res, grad_db=False)
+        mask = (rast[..., 3:4] > 0).to(verts.dtype)
+        if self.app_cfg["kind"] == "vertex_color":
+            col, _ = rastlit.interpolate(self.colors.unsqueeze(0).contiguous(), rast, faces)
+        else:
+            from rastlit.data.synthetic import make_lights
+            from rastlit.shading import lambertian, safe_normalize
+
+            attr = torch.cat([rl_mesh.vertex_normals(verts, faces), self.colors], -1)
+            feat, _ = rastlit.interpolate(attr.unsqueeze(0).contiguous(), rast, faces)
+            lights = make_lights(self.app_cfg["lights"] or [{"direction": [0.4, 1.0, 0.3]}], device=verts.device)
+            col = lambertian(safe_normalize(feat[..., :3]), feat[..., 3:6], lights, ambient=float(self.app_cfg["ambient"]))
+        bg = torch.tensor(self.background, dtype=col.dtype, device=col.device)
+        rgb = col * mask + bg * (1 - mask)
+        if self.silhouette == "antialias":
+            out = self.antialias_layer(torch.cat([rgb, mask], -1).contiguous(), rast, clip, faces)
+            return out[..., :3], out[..., 3:4]
+        alpha = rastlit.rasterize_soft(clip, faces, res, **self.soft).alpha.unsqueeze(-1)
+        return rgb, alpha
+
+    # -- losses --------------------------------------------------------------------------------------
+    def compute_losses(self, verts: torch.Tensor, rgb: torch.Tensor, alpha: torch.Tensor,
+                       batch: dict) -> dict[str, torch.Tensor]:
+        w = self.loss_cfg
+        dist = (lambda a, b: (a - b).abs().mean()) if w["norm"] == "l1" else (lambda a, b: (a - b).square().mean())
         terms: dict[str, torch.Tensor] = {}
-        if w["silhouette"]:
-            terms["silhouette"] = (r.alpha - batch["alpha"]).square().mean()
         if w["rgb"]:
-            terms["rgb"] = (r.rgb - batch["rgb"]).square().mean()
-        if w["normals"]:
-            terms["normals"] = (r.normals - batch["normals"]).square().mean()
+            terms["rgb"] = dist(rgb, batch["rgb"])
+        if w["alpha"]:
+            terms["alpha"] = dist(alpha, batch["alpha"])
         if w["laplacian"]:
-            terms["laplacian"] = rl_losses.laplacian_smoothing(verts, self.faces, method=self.laplacian_method)
+            terms["laplacian"] = rl_losses.laplacian_smoothing(verts, self.faces)
         if w["normal_consistency"]:
             terms["normal_consistency"] = rl_losses.normal_consistency(verts, self.faces)
         if w["edge"]:
             terms["edge"] = rl_losses.edge_length_loss(verts, self.faces)
-        terms["loss"] = sum(w[k] * v for k, v in terms.items())
+        terms["loss"] = sum(float(w[k]) * v for k, v in terms.items())
         return terms
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         verts = self.verts()
-        r = self.render(verts, batch["mvp"], batch["eye"], batch["rgb"].shape[1:3])
-        terms = self.compute_losses(verts, r, batch)
+        rgb, alpha = self.render_batch(batch, verts)
+        terms = self.compute_losses(verts, rgb, alpha, batch)
         self.log_train_terms(terms, batch["mvp"].shape[0])
+        self._epoch_loss[0] += float(terms["loss"].detach()) * batch["mvp"].shape[0]
+        self._epoch_loss[1] += batch["mvp"].shape[0]
         return terms["loss"]
 
-    # -- validation ------------------------------------------------------------------------------
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        with torch.no_grad():
+            self.colors.clamp_(0, 1)
+
+    def on_train_epoch_end(self) -> None:
+        total, n = self._epoch_loss
+        self._epoch_loss = [0.0, 0]
+        patience = int(self.sched_cfg["stop_patience"])
+        if not patience or n == 0 or int(self.level) < len(self.subdivide_at):
+            return
+        loss = total / n
+        if loss < self._best_loss * (1 - float(self.sched_cfg["stop_min_delta"])):
+            self._best_loss, self._stale_epochs = loss, 0
+        else:
+            self._stale_epochs += 1
+            if self._stale_epochs >= patience:
+                self.trainer.should_stop = True
+
+    # -- validation ----------------------------------------------------------------------------------
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         verts = self.verts()
-        r = self.render(verts, batch["mvp"], batch["eye"], batch["rgb"].shape[1:3])
-        terms = self.compute_losses(verts, r, batch)
+        rgb, alpha = self.render_batch(batch, verts)
+        terms = self.compute_losses(verts, rgb, alpha, batch)
         bs = batch["mvp"].shape[0]
+        m = view_metrics(rgb, alpha, batch["rgb"], batch["alpha"])
         self.val_loss(terms["loss"])
-        self.val_iou(rl_losses.silhouette_iou(r.alpha, batch["alpha"], threshold=0.5, batch_reduction=None))
-        pred = r.rgb.clamp(0, 1).permute(0, 3, 1, 2)
-        tgt = batch["rgb"].permute(0, 3, 1, 2)
-        self.val_psnr(pred, tgt)
-        self.val_ssim(pred, tgt)
-        self.log("val/loss", self.val_loss, on_epoch=True, prog_bar=False, batch_size=bs)
-        self.log("val/silhouette_iou", self.val_iou, on_epoch=True, prog_bar=True, batch_size=bs)
-        self.log("val/psnr", self.val_psnr, on_epoch=True, prog_bar=True, batch_size=bs)
-        self.log("val/ssim", self.val_ssim, on_epoch=True, batch_size=bs)
+        self.log("val/loss", self.val_loss, on_epoch=True, batch_size=bs)
+        self.log("val/psnr", m["psnr"].mean(), on_epoch=True, prog_bar=True, batch_size=bs)
+        self.log("val/ssim", m["ssim"].mean(), on_epoch=True, batch_size=bs)
+        self.log("val/mask_iou", m["mask_iou"].mean(), on_epoch=True, prog_bar=True, batch_size=bs)
         if batch_idx == 0 and self.should_log_images():
             k = self.num_grid_views
-            grid = image_grid([batch["rgb"][:k], r.rgb[:k], batch["alpha"][:k], r.alpha[:k]])
+            grid = image_grid([batch["rgb"][:k], rgb[:k], batch["alpha"][:k], alpha[:k]])
             self.log_image_grid("val/renders", grid, caption="rows: target, fit, target alpha, fit alpha")
 
     def on_validation_epoch_end(self) -> None:
-        geo = self.geometry_metrics(n=min(self.eval_points, 5000))
-        # the same value on every rank (the parameters are synchronised): sync_dist averages equals
-        self.log("val/chamfer", geo["chamfer"], prog_bar=True, sync_dist=True)
-        self.log("val/fscore", geo["fscore"], prog_bar=True, sync_dist=True)
+        if self.gt_mesh is not None and not self.trainer.sanity_checking:
+            geo = self.geometry_metrics(n=min(int(self.eval_cfg["points"]), 5000))
+            self.log("val/chamfer", geo["chamfer"], sync_dist=True)
+            self.log("val/fscore", geo["fscore"], prog_bar=True, sync_dist=True)
 
+    # -- evaluation ----------------------------------------------------------------------------------
     @torch.no_grad()
     def geometry_metrics(self, n: int | None = None) -> dict[str, float]:
-        """Chamfer distance (squared, PyTorch3D's convention) and F-score at ``fscore_threshold``
-        of the target's bounding-box diagonal, on ``n`` points sampled from each surface (a fixed
-        seed, so the numbers are comparable across epochs and runs)."""
-        n = n or self.eval_points
+        """Chamfer distance (squared, PyTorch3D's convention) and F-score at
+        ``eval.fscore_threshold`` of the ground truth's bounding-box diagonal, on ``n`` points
+        sampled from each surface (a fixed seed: comparable across epochs and runs)."""
+        n = int(n or self.eval_cfg["points"])
         g = torch.Generator().manual_seed(self.seed + 12345)
         verts = self.verts().detach().float().cpu()
-        tv, tf = self.target_verts.float().cpu(), self.target_faces.cpu()
+        tv, tf = self.gt_mesh.verts.float().cpu(), self.gt_mesh.faces.cpu()
         p, _ = rl_mesh.sample_points(verts, self.faces.cpu(), n, generator=g)
         q, _ = rl_mesh.sample_points(tv, tf, n, generator=g)
         cd, _ = rl_losses.chamfer_distance(p, q)
         diag = float((tv.max(0).values - tv.min(0).values).norm())
-        f, prec, rec = rl_losses.fscore(p, q, threshold=self.fscore_threshold * diag)
+        f, prec, rec = rl_losses.fscore(p, q, threshold=float(self.eval_cfg["fscore_threshold"]) * diag)
         return {"chamfer": float(cd), "fscore": float(f), "precision": float(prec), "recall": float(rec)}
 
-    # -- final evaluation and artefacts (called by rastlit.train on rank 0) ------------------------
-    @torch.no_grad()
-    def render_val(self) -> tuple[Render, dict]:
-        vs = self.datamodule.val_set.tensors
-        dev = self.offsets.device
-        batch = {k: v.to(dev) for k, v in vs.items()}
-        r = self.render(self.verts(), batch["mvp"], batch["eye"], batch["rgb"].shape[1:3])
-        return r, batch
-
-    @torch.no_grad()
-    def evaluate(self) -> dict[str, float]:
-        """Final metrics on all held-out views: chamfer, fscore (+ precision, recall),
-        silhouette_iou, psnr, ssim."""
-        r, batch = self.render_val()
-        pred = r.rgb.clamp(0, 1).permute(0, 3, 1, 2).float().cpu()
-        tgt = batch["rgb"].permute(0, 3, 1, 2).float().cpu()
-        out = self.geometry_metrics()
-        out["silhouette_iou"] = float(rl_losses.silhouette_iou(r.alpha.float().cpu(), batch["alpha"].float().cpu(),
-                                                               threshold=0.5))
-        out["psnr"] = float(PeakSignalNoiseRatio(data_range=1.0)(pred, tgt))
-        out["ssim"] = float(StructuralSimilarityIndexMeasure(data_range=1.0)(pred, tgt))
+    def extra_test_metrics(self) -> dict[str, float]:
+        out = {"num_verts": float(self.faces.max().item() + 1), "num_faces": float(self.faces.shape[0])}
+        if self.gt_mesh is not None:
+            out.update(self.geometry_metrics())
         return out
 
+    # -- artefacts -----------------------------------------------------------------------------------
     def fitted_mesh(self) -> "rl_mesh.Mesh":
-        return rl_mesh.Mesh(verts=self.verts().detach().float().cpu().contiguous(), faces=self.faces.cpu())
+        """The fitted mesh with its per-vertex colours."""
+        return rl_mesh.Mesh(verts=self.verts().detach().float().cpu().contiguous(), faces=self.faces.cpu(),
+                            vertex_colors=self.colors.detach().float().cpu().clamp(0, 1).contiguous())
 
     def save_artefacts(self, out_dir: str) -> dict[str, str]:
-        """Write ``mesh.obj``, ``mesh.ply`` and ``renders.png`` (validation targets vs fit,
-        top-down) into ``out_dir``; log the mesh to W&B as an Object3D."""
-        from rastlit.data import save_png
+        """``mesh.ply`` (vertex colours), ``mesh.obj`` + ``mesh.mtl`` + ``mesh.png`` and
+        ``mesh.glb`` (the colours baked into a texture atlas) and ``test_views.png`` (rows: test
+        targets, renders of the fit, error x4; top-down)."""
+        from rastlit.image import save_image
 
-        os.makedirs(out_dir, exist_ok=True)
-        paths = {"obj": os.path.join(out_dir, "mesh.obj"), "ply": os.path.join(out_dir, "mesh.ply"),
-                 "renders": os.path.join(out_dir, "renders.png")}
+        paths = {"ply": os.path.join(out_dir, "mesh.ply"), "obj": os.path.join(out_dir, "mesh.obj"),
+                 "glb": os.path.join(out_dir, "mesh.glb")}
         m = self.fitted_mesh()
-        rl_mesh.save_mesh(m, paths["obj"])
         rl_mesh.save_mesh(m, paths["ply"])
-        r, batch = self.render_val()
-        k = self.num_grid_views
-        grid = image_grid([batch["rgb"][:k], r.rgb[:k], batch["normals"][:k], r.normals[:k]])
-        save_png(grid.flip(0), paths["renders"])  # image_grid is top-down already; save_png flips back
-        self.log_image_grid("final/renders", grid, caption="rows: target, fit, target normals, fit normals")
-        self.log_object3d("final/mesh", paths["obj"])
+        textured = rl_mesh.bake_vertex_colors(m.verts, m.faces, m.vertex_colors, size=1024)
+        rl_mesh.save_mesh(textured, paths["obj"])
+        rl_mesh.save_mesh(textured, paths["glb"])
+        paths.update(mtl=os.path.join(out_dir, "mesh.mtl"), texture=os.path.join(out_dir, "mesh.png"))
+        grid = self.test_grid()
+        if grid is not None:
+            paths["test_views"] = os.path.join(out_dir, "test_views.png")
+            save_image(grid.flip(0), paths["test_views"])  # the grid is top-down; save_image flips back
+            self.log_image_grid("test/views", grid, caption="rows: target, fit, |error| x4")
         return paths

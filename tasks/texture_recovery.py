@@ -1,29 +1,34 @@
-"""Texture recovery: known geometry with UVs, learn the texture map from renders of a target.
+"""Texture recovery: known geometry with UVs, learn its texture map from posed images.
 
 As in nvdiffrast's earth sample: the texture is sampled with trilinear mipmapping
 (``rastlit.texture`` with the UV derivatives from ``rastlit.interpolate``), so the gradient reaches
-every mip level and the coarse levels learn quickly while the fine level sharpens. The parameter is
-a ``[Ht,Wt,3]`` texture (initialised to grey) optimized with Adam against the data module's
-views; ``w_smooth`` adds a total-variation prior (useful where views are sparse).
+every mip level: coarse levels learn quickly while the fine level sharpens. The parameter is a
+``[Ht,Wt,3]`` texture optimized against the images (L1 by default, ``loss=l2``) with antialiased
+edges; ``w_smooth`` adds a total-variation prior (for texels seen only at grazing angles).
 
-Metrics: render PSNR/SSIM on the held-out views, texture PSNR of the learned map against the
-target texture (resampled to the learned resolution when they differ).
+The geometry is ``task.mesh``: a mesh file with UVs in the dataset's world frame (``data=blender``:
+the object the images show) or a procedural name (``data=synthetic``: the same target as the data,
+normalised alike). Whatever lighting the images have is learned into the texture (unlit).
+
+Evaluation (``trainer.test``): PSNR / SSIM / mask IoU per test view, and the texture PSNR against
+the data module's ``gt_texture`` when it has one (synthetic data).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
+import rastlit
 from rastlit import mesh as rl_mesh
+from rastlit.camera import transform_points
+from rastlit.nn import Antialias
 
-from .base import RenderTask, image_grid
-from .render import Render, render_textured
+from .base import RenderTask, background_rgb, image_grid, view_metrics
 
 __all__ = ["TextureRecoveryTask", "total_variation"]
 
@@ -36,62 +41,89 @@ def total_variation(tex: torch.Tensor) -> torch.Tensor:
 
 
 class TextureRecoveryTask(RenderTask):
-    """Learn a texture from renders (see the module docstring).
+    """Learn a texture from posed images (see the module docstring).
 
     Args:
+        mesh: a mesh file with UVs (the dataset's world frame) or a procedural target name.
+        mesh_normalize: centre and scale a mesh file into ``[-1,1]^3`` first (as ``data=synthetic``
+            does with its targets; off for real datasets).
         texture_size: side of the learned (square) texture; a power of two keeps every mip level.
         init: initial texel value.
-        lr, optimizer: learning rate and a ``functools.partial`` optimizer (default Adam).
         w_smooth: weight of the total-variation prior.
-        filter_mode: ``rastlit.texture`` filter (``linear-mipmap-linear`` as nvdiffrast's sample).
-        max_mip_level: mip levels used below the base (None: all).
-        render: renderer keyword arguments, the same as the data module's (``antialias``, ...).
+        loss: ``l1`` or ``l2``.
+        filter_mode, max_mip_level: the ``rastlit.texture`` sampling.
+        antialias: antialias the edges (as the images are).
+        background: the colour the data composited its images over.
     """
 
-    def __init__(self, texture_size: int = 256, init: float = 0.5, lr: float = 3e-2,
-                 optimizer: Callable | None = None, w_smooth: float = 0.0,
-                 filter_mode: str = "linear-mipmap-linear", max_mip_level: int | None = None,
-                 render: dict | None = None, log_images_every_n_epochs: int = 5, num_grid_views: int = 4):
-        super().__init__(optimizer=optimizer, lr=lr, log_images_every_n_epochs=log_images_every_n_epochs,
+    def __init__(self, mesh: str = "uv_sphere", mesh_normalize: bool = True, procedural: dict | None = None,
+                 texture_size: int = 256, init: float = 0.5, w_smooth: float = 0.0, loss: str = "l1",
+                 filter_mode: str = "linear-mipmap-linear", max_mip_level: int | None = None, antialias: bool = True,
+                 background: Any = "black", optimizer: Callable | None = None, log_images_every_n_epochs: int = 5,
+                 num_grid_views: int = 4):
+        super().__init__(optimizer=optimizer, log_images_every_n_epochs=log_images_every_n_epochs,
                          num_grid_views=num_grid_views)
         self.save_hyperparameters(ignore=["optimizer"], logger=True)
-        self.w_smooth = w_smooth
-        self.render_kwargs = dict(render or {})
-        self.render_kwargs.setdefault("filter_mode", filter_mode)
-        self.render_kwargs.setdefault("max_mip_level", max_mip_level)
+        if loss not in ("l1", "l2"):
+            raise ValueError(f"task.loss must be 'l1' or 'l2', got {loss!r}")
+        self.mesh_arg, self.mesh_normalize, self.procedural = mesh, bool(mesh_normalize), dict(procedural or {})
+        self.w_smooth, self.loss_kind = float(w_smooth), loss
+        self.filter_mode, self.max_mip_level, self.use_antialias = filter_mode, max_mip_level, bool(antialias)
+        self.background = background_rgb(background)
         self.texture = torch.nn.Parameter(torch.full((texture_size, texture_size, 3), float(init)))
+        self.antialias_layer = Antialias()
         self.train_loss = MeanMetric()
         self.val_loss = MeanMetric()
-        self.val_psnr = PeakSignalNoiseRatio(data_range=1.0)
-        self.val_ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
-
-    def setup(self, stage: str) -> None:
-        dm = self.datamodule
-        dm.setup(stage)
-        m = dm.target_mesh
-        if m.uv is None:
-            raise ValueError("texture_recovery needs a target mesh with UVs")
+        self.gt_texture = None
+        m = self._load_mesh()
         self.register_buffer("verts", m.verts.float().contiguous(), persistent=False)
         self.register_buffer("faces", m.faces.to(torch.int32).contiguous(), persistent=False)
         self.register_buffer("uv", m.uv.float().contiguous(), persistent=False)
         self.register_buffer("uv_faces", m.uv_faces.to(torch.int32).contiguous(), persistent=False)
-        self.register_buffer("target_texture", dm.target_texture.float().contiguous(), persistent=False)
 
-    def render(self, mvp: torch.Tensor, resolution, texture: torch.Tensor | None = None) -> Render:
+    def _load_mesh(self) -> "rl_mesh.Mesh":
+        from rastlit.data.synthetic import load_target
+
+        if self.mesh_arg in (None, "", "???"):
+            raise ValueError("task.mesh must name the known geometry: a mesh file with UVs (task.mesh=path.obj)")
+        m = load_target(self.mesh_arg, self.procedural, normalize=self.mesh_normalize)
+        if m.uv is None:
+            raise ValueError(f"task.mesh={self.mesh_arg!r} has no UVs: texture recovery needs texture coordinates")
+        return m
+
+    def setup(self, stage: str) -> None:
+        gt = getattr(self.datamodule, "gt_texture", None)
+        self.gt_texture = None if gt is None else gt[..., :3].float()
+
+    # -- rendering -----------------------------------------------------------------------------------
+    def render_batch(self, batch: dict, texture: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         tex = self.texture if texture is None else texture
-        return render_textured(self.verts, self.faces, self.uv, self.uv_faces, tex, mvp, resolution,
-                               **self.render_kwargs)
+        mvp = batch["mvp"]
+        res = tuple(batch["rgb"].shape[1:3])
+        clip = transform_points(mvp, self.verts.unsqueeze(0)).contiguous()
+        rast, rast_db = rastlit.rasterize(clip, self.faces, res)
+        uvi, uv_da = rastlit.interpolate(self.uv.unsqueeze(0).contiguous(), rast, self.uv_faces, rast_db,
+                                         diff_attrs="all")
+        mask = (rast[..., 3:4] > 0).to(tex.dtype)
+        col = rastlit.texture(tex.unsqueeze(0).contiguous(), uvi, uv_da, filter_mode=self.filter_mode,
+                              max_mip_level=self.max_mip_level)
+        bg = torch.tensor(self.background, dtype=tex.dtype, device=tex.device)
+        img = torch.cat([col[..., :3] * mask + bg * (1 - mask), mask], -1)
+        if self.use_antialias:
+            img = self.antialias_layer(img.contiguous(), rast, clip, self.faces)
+        return img[..., :3], img[..., 3:4]
 
-    def compute_losses(self, r: Render, batch: dict) -> dict[str, torch.Tensor]:
-        terms = {"rgb": (r.rgb - batch["rgb"]).square().mean()}
+    def compute_losses(self, rgb: torch.Tensor, batch: dict) -> dict[str, torch.Tensor]:
+        d = rgb - batch["rgb"]
+        terms = {"rgb": d.abs().mean() if self.loss_kind == "l1" else d.square().mean()}
         if self.w_smooth:
             terms["smooth"] = total_variation(self.texture)
         terms["loss"] = terms["rgb"] + self.w_smooth * terms.get("smooth", 0.0)
         return terms
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        r = self.render(batch["mvp"], batch["rgb"].shape[1:3])
-        terms = self.compute_losses(r, batch)
+        rgb, _ = self.render_batch(batch)
+        terms = self.compute_losses(rgb, batch)
         self.log_train_terms(terms, batch["mvp"].shape[0])
         return terms["loss"]
 
@@ -100,31 +132,25 @@ class TextureRecoveryTask(RenderTask):
             self.texture.clamp_(0, 1)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        r = self.render(batch["mvp"], batch["rgb"].shape[1:3])
-        terms = self.compute_losses(r, batch)
+        rgb, alpha = self.render_batch(batch)
+        terms = self.compute_losses(rgb, batch)
         bs = batch["mvp"].shape[0]
-        pred = r.rgb.clamp(0, 1).permute(0, 3, 1, 2)
-        tgt = batch["rgb"].permute(0, 3, 1, 2)
+        m = view_metrics(rgb, alpha, batch["rgb"], batch["alpha"])
         self.val_loss(terms["loss"])
-        self.val_psnr(pred, tgt)
-        self.val_ssim(pred, tgt)
         self.log("val/loss", self.val_loss, on_epoch=True, batch_size=bs)
-        self.log("val/psnr", self.val_psnr, on_epoch=True, prog_bar=True, batch_size=bs)
-        self.log("val/ssim", self.val_ssim, on_epoch=True, batch_size=bs)
+        self.log("val/psnr", m["psnr"].mean(), on_epoch=True, prog_bar=True, batch_size=bs)
+        self.log("val/ssim", m["ssim"].mean(), on_epoch=True, batch_size=bs)
         if batch_idx == 0 and self.should_log_images():
             k = self.num_grid_views
-            self.log_image_grid("val/renders", image_grid([batch["rgb"][:k], r.rgb[:k]]),
-                                caption="rows: target, learned")
+            self.log_image_grid("val/renders", image_grid([batch["rgb"][:k], rgb[:k]]), caption="rows: target, learned")
 
     def on_validation_epoch_end(self) -> None:
-        self.log("val/texture_psnr", self.texture_psnr(), prog_bar=True, sync_dist=True)
-        if self.should_log_images():
-            self.log_image_grid("val/texture", image_grid([self.texture.detach()[None],
-                                                           self._target_at_size()[None]]),
-                                caption="learned | target")
+        if self.gt_texture is not None:
+            self.log("val/texture_psnr", self.texture_psnr(), prog_bar=True, sync_dist=True)
 
-    def _target_at_size(self) -> torch.Tensor:
-        t = self.target_texture[..., :3]
+    # -- evaluation ----------------------------------------------------------------------------------
+    def _gt_at_size(self) -> torch.Tensor:
+        t = self.gt_texture.to(self.texture.device)
         if t.shape[:2] != self.texture.shape[:2]:
             t = F.interpolate(t.permute(2, 0, 1)[None], size=tuple(self.texture.shape[:2]), mode="area"
                               if t.shape[0] >= self.texture.shape[0] else "bilinear")[0].permute(1, 2, 0)
@@ -132,42 +158,29 @@ class TextureRecoveryTask(RenderTask):
 
     @torch.no_grad()
     def texture_psnr(self) -> float:
-        mse = (self.texture.detach().clamp(0, 1) - self._target_at_size()).square().mean()
+        mse = (self.texture.detach().clamp(0, 1) - self._gt_at_size()).square().mean()
         return float(-10 * torch.log10(mse.clamp_min(1e-12)))
 
-    @torch.no_grad()
-    def evaluate(self) -> dict[str, float]:
-        """Final metrics: texture_psnr, and psnr / ssim of the renders on all held-out views."""
-        vs = self.datamodule.val_set.tensors
-        dev = self.texture.device
-        r = self.render(vs["mvp"].to(dev), vs["rgb"].shape[1:3])
-        pred = r.rgb.clamp(0, 1).permute(0, 3, 1, 2).float().cpu()
-        tgt = vs["rgb"].permute(0, 3, 1, 2).float()
-        return {"texture_psnr": self.texture_psnr(),
-                "psnr": float(PeakSignalNoiseRatio(data_range=1.0)(pred, tgt)),
-                "ssim": float(StructuralSimilarityIndexMeasure(data_range=1.0)(pred, tgt))}
+    def extra_test_metrics(self) -> dict[str, float]:
+        return {} if self.gt_texture is None else {"texture_psnr": self.texture_psnr()}
 
     def save_artefacts(self, out_dir: str) -> dict[str, str]:
-        """Write ``texture.png`` (the learned map, top-down as image files are), ``mesh.obj`` (the
-        geometry with the learned texture: ``mesh.mtl`` + ``mesh.png`` beside it), ``mesh.ply``
-        and ``renders.png`` (validation targets vs learned, top-down)."""
-        from rastlit.data import save_png
+        """``texture.png`` (the learned map, top-down as image files are), ``mesh.obj`` (+
+        ``mesh.mtl``, ``mesh.png``), ``mesh.glb`` and ``test_views.png`` (rows: test targets,
+        renders, error x4)."""
+        from rastlit.image import save_image
 
-        os.makedirs(out_dir, exist_ok=True)
         paths = {"texture": os.path.join(out_dir, "texture.png"), "obj": os.path.join(out_dir, "mesh.obj"),
-                 "ply": os.path.join(out_dir, "mesh.ply"), "renders": os.path.join(out_dir, "renders.png")}
+                 "glb": os.path.join(out_dir, "mesh.glb")}
         tex = self.texture.detach().clamp(0, 1).float().cpu()
-        save_png(tex, paths["texture"])
+        save_image(tex, paths["texture"])
         m = rl_mesh.Mesh(verts=self.verts.cpu(), faces=self.faces.cpu(), uv=self.uv.cpu(),
                          uv_faces=self.uv_faces.cpu(), texture=tex)
         rl_mesh.save_mesh(m, paths["obj"])
-        rl_mesh.save_mesh(m, paths["ply"])
-        vs = self.datamodule.val_set.tensors
-        k = self.num_grid_views
-        with torch.no_grad():
-            r = self.render(vs["mvp"][:k].to(self.texture.device), vs["rgb"].shape[1:3])
-        grid = image_grid([vs["rgb"][:k], r.rgb])
-        save_png(grid.flip(0), paths["renders"])
-        self.log_image_grid("final/renders", grid, caption="rows: target, learned")
-        self.log_object3d("final/mesh", paths["obj"])
+        rl_mesh.save_mesh(m, paths["glb"])
+        grid = self.test_grid()
+        if grid is not None:
+            paths["test_views"] = os.path.join(out_dir, "test_views.png")
+            save_image(grid.flip(0), paths["test_views"])
+            self.log_image_grid("test/views", grid, caption="rows: target, learned, |error| x4")
         return paths

@@ -1,5 +1,5 @@
 """rastlit.mesh: the Mesh container, primitives (closed, outward-wound, UV-consistent), normals,
-point sampling, PNG textures and file IO round trips through trimesh."""
+point sampling, PNG textures (through Pillow) and file IO round trips through trimesh."""
 
 from __future__ import annotations
 
@@ -321,15 +321,70 @@ def test_png_decode_all_filters(tmp_path, c):
 
 
 def test_texture_roundtrip_orientation(tmp_path):
+    from PIL import Image
+
     tex = torch.randint(0, 256, (5, 6, 3)).double() / 255
     tex[0] = torch.tensor([1.0, 0, 0])  # v = 0 row red
     M.save_texture(tex, tmp_path / "t.png")
     back = M.load_texture(tmp_path / "t.png")
     torch.testing.assert_close(back.double(), tex, atol=1e-7, rtol=0)
-    raw = M._png_decode((tmp_path / "t.png").read_bytes(), "t.png")
+    with Image.open(tmp_path / "t.png") as im:
+        assert im.format == "PNG" and im.mode == "RGB"
+        raw = np.asarray(im)
     assert (raw[-1] == [255, 0, 0]).all(), "the v = 0 row is the bottom row of the image file"
     with pytest.raises(ValueError, match=r"texture must have shape \[Ht,Wt,C\]"):
         M.save_texture(torch.zeros(2, 2, 5), tmp_path / "x.png")
+
+
+@pytest.mark.parametrize("c", [1, 2, 3, 4])
+def test_texture_roundtrip_channels(tmp_path, c):
+    from PIL import Image
+
+    tex = torch.randint(0, 256, (7, 5, c)).float() / 255
+    M.save_texture(tex if c > 1 else tex[..., 0], tmp_path / "t.png")  # [H,W] is one channel
+    with Image.open(tmp_path / "t.png") as im:
+        assert im.mode == {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[c]
+    back = M.load_texture(tmp_path / "t.png")
+    assert back.shape == (7, 5, c) and back.dtype == torch.float32
+    torch.testing.assert_close(back, tex, atol=1e-6, rtol=0)
+
+
+def test_texture_16bit_and_palette_pngs_load(tmp_path):
+    from PIL import Image
+
+    g16 = np.random.default_rng(0).integers(0, 65536, (4, 6), dtype=np.uint16)
+    Image.fromarray(g16).save(tmp_path / "g16.png")
+    t = M.load_texture(tmp_path / "g16.png")
+    assert t.shape == (4, 6, 1)
+    np.testing.assert_allclose(t[..., 0].numpy(), g16[::-1] / 65535.0, atol=1e-6)
+
+    palette = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0]], np.uint8)
+    ids = np.random.default_rng(1).integers(0, 4, (5, 3), dtype=np.uint8)
+    im = Image.new("P", (3, 5))
+    im.putdata(ids.reshape(-1).tolist())
+    im.putpalette(palette.reshape(-1).tolist())
+    im.save(tmp_path / "p.png")
+    t = M.load_texture(tmp_path / "p.png")
+    assert t.shape == (5, 3, 3)
+    np.testing.assert_array_equal(np.round(t.numpy() * 255).astype(np.uint8), palette[ids][::-1])
+    im.save(tmp_path / "pa.png", transparency=1)  # palette entry 1 transparent: RGBA
+    t = M.load_texture(tmp_path / "pa.png")
+    assert t.shape == (5, 3, 4)
+    np.testing.assert_array_equal(t[..., 3].numpy(), (ids != 1)[::-1].astype(np.float32))
+
+
+def test_texture_corrupt_files(tmp_path):
+    M.save_texture(torch.rand(16, 16, 3), tmp_path / "ok.png")
+    data = (tmp_path / "ok.png").read_bytes()
+    (tmp_path / "trunc.png").write_bytes(data[: len(data) // 2])
+    (tmp_path / "junk.png").write_bytes(b"not an image at all")
+    idat = data.index(b"IDAT") + 8
+    (tmp_path / "bad.png").write_bytes(data[:idat] + bytes(64) + data[idat + 64:])  # zeroed deflate data
+    for name in ("trunc.png", "junk.png", "bad.png"):
+        with pytest.raises(ValueError, match=rf"could not read image file .*{name}"):
+            M.load_texture(tmp_path / name)
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        M.load_texture(tmp_path / "missing.png")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -453,13 +508,17 @@ def test_io_import_error_message(tmp_path, monkeypatch):
 
 
 def test_library_imports_no_training_stack_nor_trimesh():
-    """mesh.py and losses.py import neither Lightning nor Hydra, and trimesh only inside functions
+    """The rastlit.mesh modules, rastlit.image and losses.py import neither Lightning nor Hydra,
+    and trimesh and Pillow only inside functions; rastlit.image does not import rastlit.mesh
     (static check: a subprocess import would cost seconds of torch start-up)."""
     import ast
+    import importlib
 
+    import rastlit.image as I
     import rastlit.losses as L
 
-    for mod in (M, L):
+    mods = [importlib.import_module(f"rastlit.mesh.{n}") for n in ("structures", "primitives", "io")]
+    for mod in (M, *mods, I, L):
         tree = ast.parse(open(mod.__file__).read())
         top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
         names = {a.name.split(".")[0] for n in top for a in n.names if isinstance(n, ast.Import)}
@@ -468,3 +527,19 @@ def test_library_imports_no_training_stack_nor_trimesh():
         every = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         every |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         assert not every & {"lightning", "pytorch_lightning", "hydra", "omegaconf"}, every
+    tree = ast.parse(open(I.__file__).read())
+    froms = {(n.level, n.module or "") for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not any(mod.split(".")[0] == "mesh" or mod.startswith("rastlit.mesh") for _, mod in froms), froms
+
+
+def test_package_exports():
+    """Everything public (and what the rest of the repository uses) is importable from
+    ``rastlit.mesh`` itself; __all__ names only what exists."""
+    from rastlit.mesh import (Mesh, bake_vertex_colors, bumpy_sphere, cube, face_areas,  # noqa: F401
+                              face_normals, icosphere, load_mesh, load_texture, normalize_to_unit_box,
+                              plane, sample_points, save_mesh, save_texture, signed_volume, torus,
+                              torus_knot, triangle_atlas, uv_sphere, vertex_normals)
+
+    assert len(M.__all__) == len(set(M.__all__)) == 20
+    assert all(hasattr(M, n) for n in M.__all__)
+    assert M.Mesh.__module__ == "rastlit.mesh.structures" and M.torus.__module__ == "rastlit.mesh.primitives"
