@@ -169,11 +169,15 @@ class RenderTask(pl.LightningModule):
         lg.experiment.log({key: wandb.Object3D(path)})
 
     def should_log_images(self) -> bool:
+        """Whether this validation run logs image grids: every ``log_images_every_n_epochs``-th
+        validation run (the name is kept from epoch-based training; 0 disables)."""
         n = self.log_images_every_n_epochs
         if not n or n <= 0 or self.trainer.sanity_checking:
             return False
-        last = self.trainer.max_epochs is not None and self.current_epoch + 1 >= self.trainer.max_epochs
-        return (self.current_epoch + 1) % n == 0 or last
+        return self._val_runs % n == 0
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_runs = getattr(self, "_val_runs", 0) + 1
 
     # -- test split ------------------------------------------------------------------------------
     def render_batch(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover - abstract

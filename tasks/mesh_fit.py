@@ -16,8 +16,8 @@ How (``geometry``, ``schedule``):
   :mod:`rastlit.largesteps`), optimised with ``AdamUniform``: gradients reach the surface smoothed,
   so it moves without tangling and needs no hand-weighted regularizers. ``offsets`` is the plain
   per-vertex parameterization (with the ``losses.laplacian`` etc. regularizers).
-- **Coarse to fine**: at the fractions ``schedule.subdivide_at`` of the epochs the mesh is
-  subdivided (edge midpoints; colours too) and the optimizer restarts on the finer mesh.
+- **Coarse to fine**: at the fractions ``schedule.subdivide_at`` of the training steps the mesh
+  is subdivided (edge midpoints; colours too) and the optimizer restarts on the finer mesh.
 - **Learning rate**: exponential decay to ``schedule.final_lr_factor`` over each stage.
 - **Stopping**: after the last subdivision, when the epoch's training loss has not improved by a
   relative ``schedule.stop_min_delta`` for ``schedule.stop_patience`` epochs (0 disables).
@@ -128,7 +128,7 @@ class MeshFitTask(RenderTask):
             raise ValueError(f"task.losses.norm must be 'l1' or 'l2', got {self.loss_cfg['norm']!r}")
         fr = [float(x) for x in (self.sched_cfg["subdivide_at"] or [])]
         if fr != sorted(fr) or any(not 0 < x < 1 for x in fr):
-            raise ValueError(f"task.schedule.subdivide_at must be increasing fractions in (0, 1), got {fr}")
+            raise ValueError(f"task.schedule.subdivide_at must be increasing fractions of the steps in (0, 1), got {fr}")
         self.subdivide_at = fr
         self.silhouette, self.soft = silhouette, dict(soft or {})
         self.background = background_rgb(background)
@@ -254,19 +254,20 @@ class MeshFitTask(RenderTask):
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
-    def _subdivision_epochs(self) -> list[int]:
-        n = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
-        return [max(1, int(round(x * n))) for x in self.subdivide_at]
+    def _subdivision_steps(self) -> list[int]:
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        return [max(1, int(round(x * total))) for x in self.subdivide_at]
 
-    def on_train_epoch_start(self) -> None:
-        epochs = self._subdivision_epochs()
-        due = sum(1 for e in epochs if self.current_epoch >= e)
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        due = sum(1 for s in self._subdivision_steps() if self.global_step >= s)
         if due > int(self.level):
             with torch.no_grad():
                 v, f, c = subdivide(self.verts().detach(), self.faces, self.colors.detach())
             self._set_mesh(v, f, c)
             self.level.fill_(due)
             self._best_loss, self._stale_epochs = math.inf, 0
+            # the optimizer (and its LR schedule) restarts on the new parameters; the training loop
+            # reads trainer.optimizers after this hook
             strategy = self.trainer.strategy
             strategy.setup_optimizers(self.trainer)
             if self.trainer.world_size > 1:  # DDP registered the old parameters: wrap the new ones
