@@ -27,7 +27,8 @@ class BlenderDataModule(PosedImagesDataModule):
         gt_mesh: optional ground-truth mesh file in the dataset's world frame, for evaluation
             only (chamfer, F-score); it never enters a batch.
         near, far: clip planes; ``auto`` puts them at 0.05x the nearest and 3x the farthest camera
-            distance from the point where the optical axes meet.
+            distance from the point where the optical axes meet (where they do not meet, as for one
+            camera or a forward-facing rig: 0.01 and 1000 times the cameras' spread, at least 1).
         val_fallback_views: without ``transforms_val.json`` the validation split is every k-th
             training frame (k = N // this, at most this many frames; they stay in training, so
             validation then monitors the fit, not generalisation). Without a test split, the
@@ -57,14 +58,18 @@ class BlenderDataModule(PosedImagesDataModule):
             v = view.to(torch.float64)
             eyes = -(v[:, :3, :3].transpose(1, 2) @ v[:, :3, 3:]).squeeze(-1)
             try:
-                c = optical_axes_centre(view)
+                d = (eyes - optical_axes_centre(view)).norm(dim=-1)
+                lo, hi = 0.05 * float(d.min()), 3.0 * float(d.max())
             except ValueError:
-                c = eyes.mean(0)
-            d = (eyes - c).norm(dim=-1)
+                # the optical axes do not meet (one camera, forward-facing rigs): no object distance
+                # to go by, so a wide range in the units of the cameras' spread
+                spread = float((eyes - eyes.mean(0)).norm(dim=-1).max()) if eyes.shape[0] > 1 else 0.0
+                scale = max(spread, 1.0)
+                lo, hi = 0.01 * scale, 1000.0 * scale
             if near == "auto":
-                near = 0.05 * float(d.min().clamp_min(1e-6))
+                near = max(lo, 1e-6)
             if far == "auto":
-                far = 3.0 * float(d.max()) + float(near)
+                far = max(hi, 2.0 * float(near))
         near, far = float(near), float(far)
         if not (0 < near < far):
             raise ValueError(f"data.near and data.far must satisfy 0 < near < far, got {near}, {far}")

@@ -10,7 +10,6 @@ texture when it has them, for ``task=texture_recovery task.mesh=...``). Load it 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 
 import torch
@@ -30,12 +29,11 @@ def export_blender(dm: SyntheticDataModule, out: str) -> dict[str, str]:
         t = ds.tensors
         h, w = ds.resolution
         intr = [intrinsics_from_projection(p, w, h) for p in t["proj"]]
-        paths[split] = write_blender_split(out, split, t["rgb"], t["alpha"], c2w_from_view(t["view"]), intr)
+        paths[split] = write_blender_split(out, split, t["rgb"], t["alpha"], c2w_from_view(t["view"]), intr,
+                                           background=dm.background)
     from rastlit import mesh as rl_mesh
 
     m = dm.target_mesh
-    if m.texture is None:
-        m = dataclasses.replace(m, uv=None, uv_faces=None) if m.uv is None else m
     paths["mesh"] = os.path.join(out, "mesh_gt.obj")
     rl_mesh.save_mesh(m, paths["mesh"])
     return paths

@@ -190,7 +190,9 @@ class SyntheticDataModule(PosedImagesDataModule):
             g = torch.Generator().manual_seed(self.seed + k)
             view, eye = random_views(n, self.radius, elevation_range_deg=self.elevation_range_deg, generator=g)
         else:
-            offset = 0.0 if split == "train" else 180.0 / n  # held-out orbits: new azimuths
+            # held-out orbits sit between the training orbit's azimuths (half / a quarter of its step)
+            step = 360.0 / self.counts["train"]
+            offset = {"train": 0.0, "val": 0.5 * step, "test": 0.25 * step}[split]
             view, eye = orbit_views(n, self.radius, self.val_elevation_deg, azimuth_offset_deg=offset)
         h, w = self._resolution
         proj = perspective(self.fov_deg, w / h, self.near, self.far)
