@@ -89,6 +89,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from rastlit.image import save_image
+
 __all__ = [
     "Intrinsics",
     "BlenderSplit",
@@ -666,15 +668,6 @@ def _check_images(rgb, alpha, c2w) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     return rgb.clamp(0, 1), alpha.clamp(0, 1), c2w
 
 
-def _write_png(path: str, arr: np.ndarray) -> None:
-    from PIL import Image
-
-    def write(tmp):
-        Image.fromarray(arr, mode="RGBA").save(tmp, format="PNG")
-
-    _atomic_write(path, write)
-
-
 def write_blender_split(root, split: str, rgb: torch.Tensor, alpha: torch.Tensor | None, c2w: torch.Tensor,
                         intrinsics, camera_angle_x: bool = True, prefix: str | None = None, *,
                         background="black") -> str:
@@ -720,15 +713,15 @@ def write_blender_split(root, split: str, rgb: torch.Tensor, alpha: torch.Tensor
 
     # Straight colour: undo the compositing where there is coverage.
     straight = torch.where(alpha > 0, (rgb - bg * (1 - alpha)) / alpha.clamp_min(1e-12), torch.zeros_like(rgb))
-    rgba = torch.cat([straight.clamp(0, 1), alpha], -1).flip(1)  # top-down rows for the file
-    rgba8 = (rgba * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
+    rgba = torch.cat([straight.clamp(0, 1), alpha], -1)
 
     os.makedirs(os.path.join(root, split), exist_ok=True)
     digits = max(3, len(str(n - 1)))
     frames = []
     for i in range(n):
         name = f"{prefix}{i:0{digits}d}"
-        _write_png(os.path.join(root, split, name + ".png"), np.ascontiguousarray(rgba8[i]))
+        # rastlit's one PNG writer: rows flipped to top-down, 8-bit, through a temporary file
+        save_image(rgba[i], os.path.join(root, split, name + ".png"))
         frames.append({"file_path": f"./{split}/{name}", "transform_matrix": c2w[i].tolist()})
 
     def pixel_keys(k: Intrinsics) -> dict:
