@@ -90,14 +90,14 @@ def view_metrics(pred_rgb: torch.Tensor, pred_alpha: torch.Tensor, rgb: torch.Te
 class RenderTask(pl.LightningModule):
     """Base of the tasks: the optimizer (a ``functools.partial`` from the optimizer config group,
     which holds the learning rate; ``param_groups`` may scale it per group with ``lr_scale``), W&B
-    image logging every ``log_images_every_n_epochs`` validation epochs, and the test-split
+    image logging every ``log_images_every_n_val``-th validation run, and the test-split
     evaluation (see the module docstring)."""
 
-    def __init__(self, optimizer: Callable | None = None, log_images_every_n_epochs: int = 5,
+    def __init__(self, optimizer: Callable | None = None, log_images_every_n_val: int = 2,
                  num_grid_views: int = 4):
         super().__init__()
         self._optimizer_factory = optimizer
-        self.log_images_every_n_epochs = log_images_every_n_epochs
+        self.log_images_every_n_val = log_images_every_n_val
         self.num_grid_views = num_grid_views
         self.test_results: dict[str, Any] = {}
         self._test_views: dict[str, list] = {}
@@ -169,9 +169,9 @@ class RenderTask(pl.LightningModule):
         lg.experiment.log({key: wandb.Object3D(path)})
 
     def should_log_images(self) -> bool:
-        """Whether this validation run logs image grids: every ``log_images_every_n_epochs``-th
-        validation run (the name is kept from epoch-based training; 0 disables)."""
-        n = self.log_images_every_n_epochs
+        """Whether this validation run logs image grids: every ``log_images_every_n_val``-th
+        validation run (0 disables)."""
+        n = self.log_images_every_n_val
         if not n or n <= 0 or self.trainer.sanity_checking:
             return False
         return self._val_runs % n == 0

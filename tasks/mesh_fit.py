@@ -2,9 +2,11 @@
 
 What is learned:
 
-- **Shape**: a triangle mesh, initialised from the data (:mod:`rastlit.data.scene`): an
-  ellipsoid fitted to the visual hull of the training masks (``init.source=ellipsoid``), its
-  bounding sphere (``sphere``) or a mesh file placed in the hull's box. No hand-set centre or scale.
+- **Shape**: a triangle mesh, initialised from the data (:mod:`rastlit.data.scene`): the visual
+  hull of the training masks meshed by marching cubes (``init.source=hull``: it has the topology
+  the masks show, so a torus is fitted by a torus), an ellipsoid fitted to the hull's box
+  (``ellipsoid``), its bounding sphere (``sphere``) or a mesh file placed in the hull's box. No
+  hand-set centre or scale.
 - **Appearance**: per-vertex colours holding baked radiance (``appearance.kind=vertex_color``,
   unlit: whatever lighting the images have is learned into the colours), or a per-vertex albedo
   under known lights (``appearance.kind=shaded``, Lambert, ``appearance.lights``).
@@ -18,6 +20,8 @@ How (``geometry``, ``schedule``):
   per-vertex parameterization (with the ``losses.laplacian`` etc. regularizers).
 - **Coarse to fine**: at the fractions ``schedule.subdivide_at`` of the training steps the mesh
   is subdivided (edge midpoints; colours too) and the optimizer restarts on the finer mesh.
+- **Coarse images**: the first ``schedule.coarse_images`` of the steps compare renders at half the
+  resolution with box-filtered targets (4x fewer pixels while the shape is still far off).
 - **Learning rate**: exponential decay to ``schedule.final_lr_factor`` over each stage.
 - **Stopping**: after the last subdivision, when the epoch's training loss has not improved by a
   relative ``schedule.stop_min_delta`` for ``schedule.stop_patience`` epochs (0 disables).
@@ -50,12 +54,13 @@ from .base import RenderTask, background_rgb, image_grid, view_metrics
 
 __all__ = ["MeshFitTask", "subdivide", "INIT", "GEOMETRY", "APPEARANCE", "LOSSES", "SCHEDULE", "EVAL"]
 
-INIT = {"source": "ellipsoid", "subdivisions": 3, "scale": 1.1, "centre": None, "radius": None,
-        "hull_resolution": 40}
+INIT = {"source": "hull", "subdivisions": 0, "scale": 1.1, "centre": None, "radius": None,
+        "hull_resolution": "auto"}
 GEOMETRY = {"parameterization": "largesteps", "lambda_": 19.0}
 APPEARANCE = {"kind": "vertex_color", "init": 0.5, "lr_scale": 1.0, "ambient": 0.2, "lights": None}
 LOSSES = {"rgb": 1.0, "alpha": 1.0, "norm": "l1", "laplacian": 0.0, "normal_consistency": 0.0, "edge": 0.0}
-SCHEDULE = {"subdivide_at": [0.5], "final_lr_factor": 0.3, "stop_patience": 0, "stop_min_delta": 1e-3}
+SCHEDULE = {"subdivide_at": [], "coarse_images": 0.5, "final_lr_factor": 0.3, "stop_patience": 0,
+            "stop_min_delta": 1e-3}
 EVAL = {"points": 20000, "fscore_threshold": 0.01}
 
 
@@ -106,9 +111,9 @@ class MeshFitTask(RenderTask):
     def __init__(self, init: dict | None = None, geometry: dict | None = None, appearance: dict | None = None,
                  losses: dict | None = None, schedule: dict | None = None, eval: dict | None = None,
                  silhouette: str = "antialias", soft: dict | None = None, background: Any = "black",
-                 optimizer: Callable | None = None, log_images_every_n_epochs: int = 10, num_grid_views: int = 4,
+                 optimizer: Callable | None = None, log_images_every_n_val: int = 2, num_grid_views: int = 4,
                  seed: int = 0):
-        super().__init__(optimizer=optimizer, log_images_every_n_epochs=log_images_every_n_epochs,
+        super().__init__(optimizer=optimizer, log_images_every_n_val=log_images_every_n_val,
                          num_grid_views=num_grid_views)
         self.save_hyperparameters(ignore=["optimizer"], logger=True)
         self.init_cfg = _merge("init", INIT, init)
@@ -154,6 +159,31 @@ class MeshFitTask(RenderTask):
         """The starting mesh, placed and sized from the training cameras and masks."""
         c = self.init_cfg
         src = c["source"]
+        explicit = c["centre"] is not None and c["radius"] is not None
+        b = None
+        res = c["hull_resolution"]
+        if res == "auto":
+            # about one voxel per 5 pixels of the image: the hull's triangles then cover several
+            # pixels each (at small resolutions rasterization is bound by the triangle count)
+            h, w = self.datamodule.resolution
+            res = int(min(48, max(16, round(min(h, w) / 5.3))))
+        res = int(res)
+        if not explicit:
+            from rastlit.data.scene import scene_bounds
+
+            t = self.datamodule.train_set.tensors
+            b = scene_bounds(t["view"], t["mvp"], t["alpha"], res=res)
+            self.scene = b
+        if src == "hull":
+            if explicit:
+                raise ValueError("task.init.source=hull is made from the data; drop task.init.centre/radius")
+            from rastlit.data.scene import hull_mesh
+
+            t = self.datamodule.train_set.tensors
+            v, f = hull_mesh(t["view"], t["mvp"], t["alpha"], res=res, bounds=b)
+            for _ in range(int(c["subdivisions"])):
+                v, f = subdivide(v, f)
+            return v.float().contiguous(), f.to(torch.int32).contiguous()
         if src in ("ellipsoid", "sphere"):
             v, f = rl_mesh.icosphere(int(c["subdivisions"]), dtype=torch.float64)
         else:
@@ -163,15 +193,10 @@ class MeshFitTask(RenderTask):
                 v, f = subdivide(v, f)
             lo, hi = v.min(0).values, v.max(0).values
             v = (v - 0.5 * (lo + hi)) / (0.5 * (hi - lo)).clamp_min(1e-12)  # into [-1,1]^3 per axis
-        if c["centre"] is not None and c["radius"] is not None:
+        if explicit:
             centre = torch.as_tensor(c["centre"], dtype=torch.float64)
             half = torch.full((3,), float(c["radius"]), dtype=torch.float64)
         else:
-            from rastlit.data.scene import scene_bounds
-
-            t = self.datamodule.train_set.tensors
-            b = scene_bounds(t["view"], t["mvp"], t["alpha"], res=int(c["hull_resolution"]))
-            self.scene = b
             centre = b.centre if c["centre"] is None else torch.as_tensor(c["centre"], dtype=torch.float64)
             if c["radius"] is not None:
                 half = torch.full((3,), float(c["radius"]), dtype=torch.float64)
@@ -320,7 +345,21 @@ class MeshFitTask(RenderTask):
         terms["loss"] = sum(float(w[k]) * v for k, v in terms.items())
         return terms
 
+    def image_scale(self) -> int:
+        """The factor the images are reduced by at this step (``schedule.coarse_images``: the
+        fraction of the steps trained at half resolution, where the shape is still coarse)."""
+        frac = float(self.sched_cfg["coarse_images"])
+        if frac <= 0 or self._trainer is None:
+            return 1
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        return 2 if self.global_step < frac * total else 1
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        k = self.image_scale()
+        if k > 1 and batch["rgb"].shape[1] % k == 0 and batch["rgb"].shape[2] % k == 0:
+            # box-filtered targets match the antialiased (area-coverage) renders at the lower size
+            pool = lambda x: torch.nn.functional.avg_pool2d(x.permute(0, 3, 1, 2), k).permute(0, 2, 3, 1)  # noqa: E731
+            batch = {**batch, "rgb": pool(batch["rgb"]).contiguous(), "alpha": pool(batch["alpha"]).contiguous()}
         verts = self.verts()
         rgb, alpha = self.render_batch(batch, verts)
         terms = self.compute_losses(verts, rgb, alpha, batch)

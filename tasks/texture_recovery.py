@@ -59,9 +59,9 @@ class TextureRecoveryTask(RenderTask):
     def __init__(self, mesh: str = "uv_sphere", mesh_normalize: bool = True, procedural: dict | None = None,
                  texture_size: int = 256, init: float = 0.5, w_smooth: float = 0.0, loss: str = "l1",
                  filter_mode: str = "linear-mipmap-linear", max_mip_level: int | None = None, antialias: bool = True,
-                 background: Any = "black", optimizer: Callable | None = None, log_images_every_n_epochs: int = 5,
+                 background: Any = "black", optimizer: Callable | None = None, log_images_every_n_val: int = 2,
                  num_grid_views: int = 4):
-        super().__init__(optimizer=optimizer, log_images_every_n_epochs=log_images_every_n_epochs,
+        super().__init__(optimizer=optimizer, log_images_every_n_val=log_images_every_n_val,
                          num_grid_views=num_grid_views)
         self.save_hyperparameters(ignore=["optimizer"], logger=True)
         if loss not in ("l1", "l2"):
