@@ -32,7 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # it interpreter start-up.
 TINY = ["data.resolution=32", "data.num_views=4", "data.num_val_views=2", "data.num_test_views=2",
         "data.batch_size=2", "num_threads=1"]
-TINY_MESH = TINY + ["task.init.subdivisions=1", "task.init.hull_resolution=16", "task.eval.points=500",
+# an icosphere start (fixed sizes: 80 faces, 320 after the subdivision halfway)
+TINY_MESH = TINY + ["task.init.source=ellipsoid", "task.init.subdivisions=1", "task.init.hull_resolution=16",
+                    "task.schedule.subdivide_at=[0.5]", "task.eval.points=500",
                     "data.procedural.bumpy_sphere.subdivisions=2"]
 TINY_TEX = TINY + ["experiment=texture_recovery_synthetic", "task.texture_size=32", "data.texture_size=32",
                    "data.procedural.uv_sphere.rows=8", "data.procedural.uv_sphere.cols=16"]
@@ -172,7 +174,7 @@ def test_task_and_data_instantiate_from_config():
                     "data.num_test_views=1", "data.procedural.bumpy_sphere.subdivisions=1"])
     dm = instantiate(cfg.data, _convert_="all")
     task = instantiate(cfg.task, optimizer=instantiate(cfg.optimizer, _convert_="all"), _convert_="all")
-    assert type(task).__name__ == "MeshFitTask" and task.init_cfg["source"] == "ellipsoid"
+    assert type(task).__name__ == "MeshFitTask" and task.init_cfg["source"] == "hull"
     dm.setup("fit")
     assert dm.train_set.tensors["rgb"].shape == (2, 16, 16, 3)
     from hydra.errors import InstantiationException
@@ -252,13 +254,38 @@ def test_mesh_fit_starts_from_the_data():
     view[:, :3, 3] = -(rot @ (t["eye"] * s + d).unsqueeze(-1)).squeeze(-1)
     moved = make_views((view, t["proj"]), t["eye"] * s + d, t["rgb"], t["alpha"])
     dm.train_set = moved
-    task = _setup_task(MeshFitTask(init={"subdivisions": 2, "hull_resolution": 24}), dm)
+    task = _setup_task(MeshFitTask(init={"source": "ellipsoid", "subdivisions": 2, "hull_resolution": 24}), dm)
     v = task.verts().detach()
     centre = 0.5 * (v.min(0).values + v.max(0).values)
     half = 0.5 * (v.max(0).values - v.min(0).values)
     assert torch.allclose(centre, d, atol=0.1 * s), centre
     # the cube's half size 0.65, times the world scale, times init.scale 1.1 (the hull is a bit larger)
     assert ((half / (0.65 * s * 1.1)) - 1).abs().max() < 0.2, half
+
+
+def test_mesh_fit_hull_start_has_the_topology_of_the_masks():
+    """The default start is the masks' visual hull: for a torus target it is a closed genus-1
+    surface (Euler characteristic 0), which no deformed sphere is, close to the torus."""
+    from rastlit.data import SyntheticDataModule
+    from rastlit.tasks.mesh_fit import MeshFitTask
+
+    dm = SyntheticDataModule(target="torus", procedural={"torus": {"n": 24, "m": 12}}, resolution=64, num_views=16,
+                             num_val_views=1, num_test_views=1, elevation_range_deg=(-70, 70))
+    task = _setup_task(MeshFitTask(init={"hull_resolution": 32}), dm)
+    f = task.faces.long()
+    v = task.verts().detach()
+    e = torch.unique(torch.cat([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]).sort(1).values, dim=0)
+    assert v.shape[0] - e.shape[0] + f.shape[0] == 0
+    # every edge in exactly two faces: closed and manifold
+    _, counts = torch.unique(torch.cat([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]).sort(1).values, dim=0,
+                             return_counts=True)
+    assert (counts == 2).all()
+    # around the true surface (a visual hull from 16 views at 64 px is a loose superset): a torus
+    # R=1, r=0.35 normalised into the unit box (scale 1 / 1.35), tube radius 0.26
+    s = 1 / 1.35
+    ring = torch.sqrt(v[:, 0] ** 2 + v[:, 2] ** 2) - 1.0 * s
+    dist = (torch.sqrt(ring ** 2 + v[:, 1] ** 2) - 0.35 * s).abs()
+    assert dist.median() < 0.2 and dist.max() < 0.4, (dist.median(), dist.max())
 
 
 @pytest.mark.parametrize("silhouette", ["antialias", "soft"])
@@ -269,7 +296,8 @@ def test_mesh_fit_loss_reaches_shape_and_colours(silhouette, parameterization):
 
     dm = SyntheticDataModule(resolution=24, num_views=2, num_val_views=1, num_test_views=1,
                              procedural={"bumpy_sphere": {"subdivisions": 2}})
-    task = _setup_task(MeshFitTask(init={"subdivisions": 2, "hull_resolution": 16}, silhouette=silhouette,
+    task = _setup_task(MeshFitTask(init={"source": "ellipsoid", "subdivisions": 2, "hull_resolution": 16},
+                                   silhouette=silhouette,
                                    geometry={"parameterization": parameterization},
                                    losses={"laplacian": 0.1, "normal_consistency": 0.01, "edge": 0.01}), dm)
     batch = {k: v[None] for k, v in dm.train_set[0].items()}
@@ -291,7 +319,7 @@ def test_mesh_fit_subdivision_keeps_the_surface_and_resizes_from_checkpoints():
 
     dm = SyntheticDataModule(resolution=24, num_views=3, num_val_views=1, num_test_views=1,
                              procedural={"bumpy_sphere": {"subdivisions": 2}})
-    task = _setup_task(MeshFitTask(init={"subdivisions": 1, "hull_resolution": 16}), dm)
+    task = _setup_task(MeshFitTask(init={"source": "ellipsoid", "subdivisions": 1, "hull_resolution": 16}), dm)
     with torch.no_grad():
         task.colors.uniform_(0, 1)
     v0, f0 = task.verts().detach(), task.faces.clone()
@@ -304,7 +332,7 @@ def test_mesh_fit_subdivision_keeps_the_surface_and_resizes_from_checkpoints():
     assert task.shape_param.shape == (v1.shape[0], 3) and task.colors.shape == (v1.shape[0], 3)
     # a checkpoint of the finer mesh loads into a task set up at the coarse level
     sd = {k: v.clone() for k, v in task.state_dict().items()}
-    fresh = _setup_task(MeshFitTask(init={"subdivisions": 1, "hull_resolution": 16}), dm)
+    fresh = _setup_task(MeshFitTask(init={"source": "ellipsoid", "subdivisions": 1, "hull_resolution": 16}), dm)
     assert fresh.faces.shape == f0.shape
     fresh.on_load_checkpoint({"state_dict": sd})
     fresh.load_state_dict(sd)
