@@ -19,9 +19,13 @@ Usage::
     python benchmarks/make_blender_dataset.py --object knot --out DIR --check-only
 
 Objects: ``blub`` (Keenan Crane's fish, procedural texture through its UVs, diffuse),
-``knot`` (torus knot, smooth vertex-colour field, slightly rough glossy ``principled`` BSDF)
-and ``bumpy`` (bumpy sphere, another vertex-colour field, diffuse); each has its own world
-placement (not at the origin, not unit size), yaw about +y and lighting: a procedural HDR
+``knot`` (torus knot, smooth vertex-colour field, slightly rough glossy ``principled`` BSDF),
+``bumpy`` (bumpy sphere, another vertex-colour field, diffuse) and ``crate`` (a cube: flat
+faces, sharp edges and flat shading, no default was tuned on it; its 3x2 UV atlas carries a
+procedural wooden-crate texture with coloured labels, diffuse; each face tessellated into an
+8x8 grid of quads so the ground truth has interior vertices, the geometry is the exact cube);
+each has its own world placement (not at the origin, not unit size), rotation (a yaw about +y,
+the crate ~30 degrees about a tilted axis) and lighting: a procedural HDR
 environment map (sky gradient, ground, a few coloured blobs) plus a "sun", a sphere area
 emitter of 3 degrees angular radius far away (soft shadows). Path integrator, max depth 6,
 ``hide_emitters`` (the sun and the environment are invisible to camera rays, alpha included).
@@ -43,7 +47,8 @@ Written to ``OUT/<object>/``:
 * ``train/r_000.png`` ... ``test/r_015.png``: 8-bit RGBA, RGB sRGB-encoded, *straight*
   (non-premultiplied) alpha = pixel coverage of the object (box pixel filter, emitters hidden
   from the camera), RGB = 0 where alpha = 0.
-* ``mesh_gt.obj`` + ``mesh_gt.mtl`` + ``texture_gt.png`` (blub) or ``mesh_gt.ply`` with 8-bit
+* ``mesh_gt.obj`` + ``mesh_gt.mtl`` + ``texture_gt.png`` (blub, crate; vertices split at UV
+  seams, i.e. the crate's 6 faces are separate grids) or ``mesh_gt.ply`` with 8-bit
   vertex colours (knot, bumpy): the ground truth in the same world frame, for evaluation only.
   Albedos (texture and vertex colours) are stored sRGB-encoded, like the images; the renderer
   used their linearised values as diffuse reflectance.
@@ -54,8 +59,9 @@ Written to ``OUT/<object>/``:
 After rendering, the script checks the camera convention independently: it projects the
 ground-truth vertices with a plain pinhole model (``u = fx X/(-Z) + W/2``,
 ``v = -fy Y/(-Z) + H/2`` in camera coordinates) and reports the fraction that land on pixels
-with alpha > 0.5 (~94-97%: silhouette vertices fall on partly covered pixels), alpha > 0 and
-within one pixel of alpha > 0.5 (both ~100%), and a left-right mirrored control (much lower).
+with alpha > 0.5 (~94-97%: silhouette vertices fall on partly covered pixels; lower for the
+crate, whose edge vertices are a large share and lie on the silhouette in most views), alpha > 0
+and within one pixel of alpha > 0.5 (both ~100%), and a left-right mirrored control (much lower).
 """
 
 from __future__ import annotations
@@ -81,7 +87,8 @@ SUN_ANGULAR_RADIUS_DEG = 3.0  # the real sun is 0.27 deg; bigger = softer shadow
 ENV_H, ENV_W = 128, 256
 
 # Per-object scene description. `centre`/`radius`: where the object's bounding-box centre goes
-# and the radius of its bounding sphere in world units; `yaw`: rotation about +y (degrees);
+# and the radius of its bounding sphere in world units; `yaw`: rotation about +y (degrees), or
+# `rot_axis` + `rot_deg`: a rotation about another axis (through the bounding-box centre);
 # `fill`: the bounding sphere's diameter over the image width (<= 1: never cropped).
 # Lighting: sky zenith/horizon/ground colours (linear radiance), bright blobs (elevation,
 # azimuth in degrees, angular sigma in degrees, linear RGB radiance at the peak), the sun
@@ -105,7 +112,18 @@ OBJECTS = {
         blobs=[(45, 0, 18, (0.7, 0.7, 0.85)), (10, 220, 7, (0.2, 1.7, 1.5)),
                (-25, 120, 10, (1.2, 0.35, 0.2)), (70, 90, 6, (1.5, 1.5, 0.6))],
         sun=dict(elevation=40.0, azimuth=130.0, colour=(0.95, 0.97, 1.0), irradiance=2.8)),
+    # warm evening: orange horizon, violet zenith, an orange glow around a low sun at an azimuth
+    # none of the others uses, a cool blue patch high on the other side, teal and pink glows
+    "crate": dict(
+        centre=(-0.4, -0.5, -0.6), radius=1.5, rot_axis=(0.35, 1.0, -0.5), rot_deg=30.0,
+        fill=0.9, material="diffuse",
+        zenith=(0.09, 0.07, 0.19), horizon=(0.50, 0.26, 0.10), ground=(0.06, 0.045, 0.035),
+        blobs=[(6, 320, 13, (1.7, 0.75, 0.25)), (40, 170, 16, (0.3, 0.45, 1.3)),
+               (-8, 70, 9, (0.3, 1.3, 0.9)), (55, 250, 7, (1.4, 0.45, 0.85))],
+        sun=dict(elevation=14.0, azimuth=315.0, colour=(1.0, 0.62, 0.34), irradiance=3.0)),
 }
+
+CRATE_SUBDIV = 3  # midpoint subdivisions of the cube's 12 triangles: 8x8 quads per face
 
 
 # ----------------------------------------------------------------------------------------------
@@ -156,6 +174,25 @@ def yaw_matrix(deg: float) -> np.ndarray:
     return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
 
 
+def axis_angle_matrix(axis, deg: float) -> np.ndarray:
+    """Rotation by ``deg`` degrees about ``axis`` (right-handed, Rodrigues)."""
+    k = np.asarray(axis, float) / np.linalg.norm(axis)
+    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    a = math.radians(deg)
+    return np.eye(3) + math.sin(a) * K + (1 - math.cos(a)) * K @ K
+
+
+def flat_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Area-weighted vertex normals *without* welding: on a mesh whose flat faces have their own
+    vertices (the crate, split at its UV seams = its edges) every vertex gets its face's normal,
+    so the shading stays flat and the edges sharp."""
+    n = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    acc = np.zeros_like(v)
+    for k in range(3):
+        np.add.at(acc, f[:, k], n)
+    return acc / np.maximum(np.linalg.norm(acc, axis=1, keepdims=True), 1e-20)
+
+
 def vertex_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
     """Area-weighted vertex normals; vertices at the same position (UV-seam duplicates) are
     welded first so the shading has no seams."""
@@ -196,6 +233,66 @@ def make_texture(rng: np.random.Generator, size: int = 512) -> np.ndarray:
     return np.clip(img, 0.03, 0.95)
 
 
+def make_crate_texture(rng: np.random.Generator, size: int = 512) -> np.ndarray:
+    """sRGB wooden-crate texture in [0,1], [size,size,3], image rows top-down, for the cube's 3x2
+    UV atlas (one tile per face): each tile has a dark frame of vertical/horizontal boards with
+    grain along them, a diagonal brace, horizontal planks with their own tint, grain stripes and
+    dark gaps in between, and one or two coloured labels (a disc with a ring, a rectangle with a
+    stripe) at a random place; every tile differs. The frame runs along every tile border, so
+    bilinear lookups that bleed across a tile edge (512/3 is not whole) see frame on both sides."""
+    yy, xx = (np.mgrid[0:size, 0:size] + 0.5) / size
+    col, row = np.minimum((xx * 3).astype(int), 2), np.minimum((yy * 2).astype(int), 1)
+    s, t = xx * 3 - col, yy * 2 - row  # tile-local coordinates in [0, 1), t downwards
+    tile = row * 3 + col
+    img = np.zeros((size, size, 3))
+    light, dark = np.array([0.78, 0.58, 0.36]), np.array([0.42, 0.27, 0.14])
+    for k in range(6):
+        m = tile == k
+        sk, tk = s[m], t[m]
+        # planks: 5 horizontal boards, each a tint of the light wood, grain = warped stripes
+        nplank = 5
+        pid = np.minimum((tk * nplank).astype(int), nplank - 1)
+        tint = 0.85 + 0.3 * rng.random(nplank)
+        phase = rng.uniform(0, 2 * math.pi, nplank)
+        grain = np.sin(2 * math.pi * (22 * tk + 1.5 * np.sin(2 * math.pi * (1.3 * sk + 0.4 * pid)))
+                       + phase[pid])
+        wood = light * tint[pid][:, None] * (0.88 + 0.12 * grain[:, None])
+        gap = np.abs(tk * nplank - np.round(tk * nplank)) < 0.06  # dark seams between planks
+        wood[gap] = dark * 0.55
+        # a diagonal brace (a board from one corner to the other), grain along it
+        diag = (sk + tk - 1) / math.sqrt(2) if k % 2 else (sk - tk) / math.sqrt(2)
+        brace = np.abs(diag) < 0.07
+        g2 = np.sin(2 * math.pi * 30 * (sk - tk if k % 2 else sk + tk) / math.sqrt(2))
+        wood[brace] = (dark * 1.35 * (0.9 + 0.1 * g2[brace, None]))
+        # the frame: boards along the four borders, grain along each board
+        fw = 0.11
+        vert = (sk < fw) | (sk > 1 - fw)
+        horiz = ((tk < fw) | (tk > 1 - fw)) & ~vert
+        wood[vert] = dark * (0.9 + 0.1 * np.sin(2 * math.pi * 40 * tk[vert]))[:, None]
+        wood[horiz] = dark * (0.9 + 0.1 * np.sin(2 * math.pi * 40 * sk[horiz]))[:, None]
+        inner = ~(vert | horiz)
+        # labels: a disc with a ring and/or a rectangle with a stripe, bright colours
+        hue = rng.random()
+        for j in range(1 + (k % 2)):
+            h = (hue + 0.37 * j) % 1.0
+            c1 = np.array(colorsys.hsv_to_rgb(h, 0.85, 0.9))
+            c2 = np.array(colorsys.hsv_to_rgb((h + 0.5) % 1.0, 0.3, 0.95))
+            cx = rng.uniform(0.3, 0.7)  # two labels: one in the upper, one in the lower half
+            cy = rng.uniform(0.3, 0.7) if k % 2 == 0 else rng.uniform(0.25, 0.38) + 0.38 * j
+            if (j + k) % 2 == 0:
+                r = rng.uniform(0.12, 0.18)
+                d = np.hypot(sk - cx, tk - cy)
+                wood[inner & (d < r)] = c1
+                wood[inner & (np.abs(d - 0.6 * r) < 0.12 * r)] = c2
+            else:
+                hw, hh = rng.uniform(0.14, 0.22), rng.uniform(0.08, 0.12)
+                box = inner & (np.abs(sk - cx) < hw) & (np.abs(tk - cy) < hh)
+                wood[box] = c1
+                wood[box & (np.abs(tk - cy) < 0.3 * hh) & (np.abs(sk - cx) < 0.8 * hw)] = c2
+        img[m] = wood
+    return np.clip(img, 0.03, 0.95)
+
+
 def colour_field(p: np.ndarray, seed: int, style: str) -> np.ndarray:
     """Smooth sRGB colour in [0,1] at points p [N,3] (object-normalised coordinates, |p| <~ 1)."""
     rng = np.random.default_rng(seed)
@@ -222,6 +319,27 @@ def colour_field(p: np.ndarray, seed: int, style: str) -> np.ndarray:
 # Geometry (rastlit builds it; everything is placed in an un-normalised world frame)
 # ----------------------------------------------------------------------------------------------
 
+def split_and_subdivide(verts: np.ndarray, faces: np.ndarray, uv: np.ndarray, uv_faces: np.ndarray,
+                        levels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split vertices at UV seams (one vertex per distinct (position, uv) pair, as an OBJ loader
+    does) and apply ``levels`` rounds of 1-to-4 midpoint subdivision to positions and UVs
+    together (flat: the surface and the UV mapping are unchanged). Returns (verts, faces, uv)."""
+    pairs = np.stack([faces.ravel(), uv_faces.ravel()], 1)
+    key, inv = np.unique(pairs, axis=0, return_inverse=True)
+    attr = np.concatenate([verts[key[:, 0]], uv[key[:, 1]]], 1)  # [N, 5]
+    f = inv.reshape(-1, 3)
+    for _ in range(levels):
+        e = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), 1)
+        edges, einv = np.unique(e, axis=0, return_inverse=True)
+        mid = len(attr) + einv.reshape(3, -1).T  # midpoints of edges 01, 12, 20
+        attr = np.concatenate([attr, 0.5 * (attr[edges[:, 0]] + attr[edges[:, 1]])])
+        a, b, c = f.T
+        m01, m12, m20 = mid.T
+        f = np.concatenate([np.stack(t, 1) for t in ((a, m01, m20), (m01, b, m12), (m20, m12, c),
+                                                      (m01, m12, m20))])
+    return attr[:, :3], f, attr[:, 3:]
+
+
 def build_object(name: str, spec: dict) -> dict:
     import torch
 
@@ -236,16 +354,25 @@ def build_object(name: str, spec: dict) -> dict:
         # amplitude 0.14 (not 0.15): bumpy_sphere needs amplitude * bumps / 2 < 1
         m = rm.bumpy_sphere(subdivisions=5, bumps=14, amplitude=0.14, width=0.25, seed=7,
                             dtype=torch.float64)
+    elif name == "crate":
+        m = rm.cube(size=2.0, dtype=torch.float64)
     else:
         raise ValueError(name)
     v = m.verts.numpy()
     f = m.faces.numpy().astype(np.int64)
+    if name == "crate":  # 8 corners, 12 triangles, UVs indexed apart -> split, tessellated
+        v, f, uv = split_and_subdivide(v, f, m.uv.numpy(), m.uv_faces.numpy().astype(np.int64),
+                                       CRATE_SUBDIV)
     lo, hi = v.min(0), v.max(0)
     v = v - (lo + hi) / 2
     p_norm = v / np.linalg.norm(v, axis=1).max()  # unit bounding sphere, for colour fields
-    v = p_norm * spec["radius"] @ yaw_matrix(spec["yaw"]).T + np.asarray(spec["centre"])
+    rot = (axis_angle_matrix(spec["rot_axis"], spec["rot_deg"]) if "rot_axis" in spec
+           else yaw_matrix(spec["yaw"]))
+    v = p_norm * spec["radius"] @ rot.T + np.asarray(spec["centre"])
     if name == "blub":
         texture = make_texture(np.random.default_rng(1234))
+    elif name == "crate":
+        texture = make_crate_texture(np.random.default_rng(4321))
     elif name == "knot":
         colours = colour_field(p_norm, 21, "bands")
     else:
@@ -253,7 +380,7 @@ def build_object(name: str, spec: dict) -> dict:
     if colours is not None:  # quantise now so the render uses exactly the stored 8-bit colours
         colours = to_u8(colours).astype(np.float64) / 255.0
     return dict(verts=v, faces=f, uv=uv, texture=texture, colours=colours,
-                normals=vertex_normals(v, f))
+                normals=flat_normals(v, f) if name == "crate" else vertex_normals(v, f))
 
 
 def write_gt(folder: Path, obj: dict) -> str:
@@ -487,9 +614,13 @@ def render_object(name: str, out: Path, args) -> None:
                 is not None else "per-vertex colours (sRGB 8-bit in the PLY)")
         + "; linearised for rendering",
         material=("principled (roughness 0.35, metallic 0, specular 0.5), base_color = albedo"
-                  if spec["material"] == "principled" else "diffuse, reflectance = albedo"),
-        placement=dict(bbox_centre=spec["centre"], bounding_radius=spec["radius"],
-                       yaw_deg=spec["yaw"]),
+                  if spec["material"] == "principled" else "diffuse, reflectance = albedo")
+        + ("; flat shading (per-face normals)" if name == "crate" else ""),
+        placement=(dict(bbox_centre=spec["centre"], bounding_radius=spec["radius"],
+                        rotation_axis=spec["rot_axis"], rotation_deg=spec["rot_deg"])
+                   if "rot_axis" in spec else
+                   dict(bbox_centre=spec["centre"], bounding_radius=spec["radius"],
+                        yaw_deg=spec["yaw"])),
         num_verts=int(len(obj["verts"])), num_faces=int(len(obj["faces"])),
         lighting=lighting,
         render_time_s=dict(total=total, per_view_mean=float(np.mean(times)),

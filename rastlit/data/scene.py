@@ -26,7 +26,8 @@ def optical_axes_centre(view: torch.Tensor) -> torch.Tensor:
     evals = torch.linalg.eigvalsh(a)
     if evals[0] <= 1e-6 * max(float(evals[-1]), 1e-300):
         raise ValueError("the cameras' optical axes are (nearly) parallel: their meeting point, used to place "
-                         "the initial shape, is undefined; set task.init.centre and task.init.radius")
+                         "the initial shape, is undefined; start from a sphere of your own: task.init.source=sphere "
+                         "task.init.centre=[x,y,z] task.init.radius=r")
     return torch.linalg.solve(a, b)
 
 
