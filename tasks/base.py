@@ -24,27 +24,21 @@ __all__ = ["RenderTask", "image_grid", "write_metrics_json", "background_rgb", "
 
 
 def image_grid(rows: list[torch.Tensor], pad: int = 2) -> torch.Tensor:
-    """Tile images into a grid: ``rows`` is a list of ``[N,H,W,C]`` batches (one grid row each,
-    e.g. targets then predictions), row 0 of every image at the bottom (rastlit's convention).
-    Returns ``[H',W',3]`` TOP-DOWN (ready for a PNG or W&B), white padding between tiles."""
-    tiles = []
-    for batch in rows:
-        b = batch.detach().float().cpu().clamp(0, 1)
-        if b.shape[-1] == 1:
-            b = b.expand(*b.shape[:-1], 3)
-        b = b[..., :3].flip(1)  # top-down
-        n, h, w, _ = b.shape
-        row = torch.ones(h, n * (w + pad) - pad, 3)
-        for i in range(n):
-            row[:, i * (w + pad):i * (w + pad) + w] = b[i]
-        tiles.append(row)
-    width = max(t.shape[1] for t in tiles)
-    out = torch.ones(sum(t.shape[0] for t in tiles) + pad * (len(tiles) - 1), width, 3)
-    y = 0
-    for t in tiles:
-        out[y:y + t.shape[0], :t.shape[1]] = t
-        y += t.shape[0] + pad
-    return out
+    """One grid row per batch in ``rows`` (``[N,H,W,C]`` each, e.g. targets then predictions; grey
+    images become RGB, short rows are filled with white), through :func:`rastlit.image.image_grid`:
+    ``[H',W',3]`` in rastlit's convention (row 0 at the bottom, the first grid row on top), ready
+    for :func:`rastlit.image.save_image`."""
+    from rastlit.image import image_grid as tile
+
+    n = max(int(r.shape[0]) for r in rows)
+    batches = []
+    for r in rows:
+        b = r.detach().float().cpu().clamp(0, 1)
+        b = b.expand(*b.shape[:-1], 3) if b.shape[-1] == 1 else b[..., :3]
+        if b.shape[0] < n:
+            b = torch.cat([b, torch.ones(n - b.shape[0], *b.shape[1:])])
+        batches.append(b)
+    return tile(torch.cat(batches), ncols=n, pad=pad)
 
 
 def _to_uint8(img: torch.Tensor):
@@ -152,11 +146,12 @@ class RenderTask(pl.LightningModule):
         return None
 
     def log_image_grid(self, key: str, grid: torch.Tensor, caption: str | None = None) -> None:
-        """Log a top-down ``[H,W,3]`` grid to W&B (no-op for other loggers)."""
+        """Log an ``[H,W,3]`` grid (row 0 at the bottom, as :func:`image_grid` makes it) to W&B
+        (no-op for other loggers)."""
         lg = self._wandb()
         if lg is None or not self.trainer.is_global_zero:
             return
-        lg.log_image(key=key, images=[_to_uint8(grid)], caption=[caption] if caption else None,
+        lg.log_image(key=key, images=[_to_uint8(grid.flip(0))], caption=[caption] if caption else None,
                      step=self.global_step)
 
     def log_object3d(self, key: str, path: str) -> None:
@@ -220,7 +215,7 @@ class RenderTask(pl.LightningModule):
         self.test_results = res
 
     def test_grid(self) -> torch.Tensor | None:
-        """Top-down grid of the first test views: rows target | prediction | error (x4)."""
+        """Grid of the first test views (rastlit's row order): rows target | prediction | error (x4)."""
         if not self._test_grid:
             return None
         cols = [torch.cat(self._test_grid[i::3])[: self.num_grid_views] for i in range(3)]

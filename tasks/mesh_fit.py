@@ -441,7 +441,7 @@ class MeshFitTask(RenderTask):
     def save_artefacts(self, out_dir: str) -> dict[str, str]:
         """``mesh.ply`` (vertex colours), ``mesh.obj`` + ``mesh.mtl`` + ``mesh.png`` and
         ``mesh.glb`` (the colours baked into a texture atlas) and ``test_views.png`` (rows: test
-        targets, renders of the fit, error x4; top-down)."""
+        targets, renders of the fit, error x4)."""
         from rastlit.image import save_image
 
         paths = {"ply": os.path.join(out_dir, "mesh.ply"), "obj": os.path.join(out_dir, "mesh.obj"),
@@ -455,6 +455,6 @@ class MeshFitTask(RenderTask):
         grid = self.test_grid()
         if grid is not None:
             paths["test_views"] = os.path.join(out_dir, "test_views.png")
-            save_image(grid.flip(0), paths["test_views"])  # the grid is top-down; save_image flips back
+            save_image(grid, paths["test_views"])
             self.log_image_grid("test/views", grid, caption="rows: target, fit, |error| x4")
         return paths

@@ -181,6 +181,6 @@ class TextureRecoveryTask(RenderTask):
         grid = self.test_grid()
         if grid is not None:
             paths["test_views"] = os.path.join(out_dir, "test_views.png")
-            save_image(grid.flip(0), paths["test_views"])
+            save_image(grid, paths["test_views"])
             self.log_image_grid("test/views", grid, caption="rows: target, learned, |error| x4")
         return paths

@@ -204,14 +204,14 @@ def test_image_grid_and_png_are_top_down(tmp_path):
 
     img = torch.zeros(1, 4, 3, 3)
     img[0, 0] = 1.0  # rastlit row 0 = the BOTTOM row
-    grid = image_grid([img, img * 0.5], pad=1)
-    assert grid.shape == (9, 3, 3)
-    assert torch.all(grid[3] == 1) and torch.all(grid[0:3] == 0)   # first tile: white row at its bottom
-    assert torch.all(grid[4] == 1)                                   # padding
-    assert torch.all(grid[8] == 0.5)
-    save_image(img[0], str(tmp_path / "a.png"))
-    arr = np.asarray(Image.open(tmp_path / "a.png"))
-    assert arr.shape == (4, 3, 3) and (arr[3] == 255).all() and (arr[:3] == 0).all()
+    grid = image_grid([img, img[..., :1] * 0.5, img[:0]], pad=1)  # a grey row; an empty row fills white
+    assert grid.shape == (3 * 5 + 1, 5, 3)
+    save_image(grid, str(tmp_path / "a.png"))
+    arr = np.asarray(Image.open(tmp_path / "a.png"))  # top-down, as image files are
+    assert (arr[0] == 255).all() and (arr[5] == 255).all()             # padding
+    assert (arr[1:4, 1:4] == 0).all() and (arr[4, 1:4] == 255).all()   # first row on top, its row 0 at its bottom
+    assert (arr[6:9, 1:4] == 0).all() and (arr[9, 1:4] == 128).all()   # the grey row, expanded to RGB
+    assert (arr[11:15, 1:4] == 255).all()                              # the empty row: white
 
 
 def test_subdivide_and_total_variation():
