@@ -8,13 +8,14 @@ out and on the way in. ``rastlit.mesh``'s ``save_texture`` / ``load_texture`` go
 
 from __future__ import annotations
 
+import math
 import os
 import uuid
 
 import numpy as np
 import torch
 
-__all__ = ["image_grid", "save_image", "load_image"]
+__all__ = ["image_grid", "save_image", "load_image", "write_atomic", "background_rgb"]
 
 
 def image_grid(images: torch.Tensor, ncols: int | None = None, pad: int = 2, pad_value: float = 1.0) -> torch.Tensor:
@@ -75,11 +76,31 @@ def _pil_to_array(im) -> np.ndarray:
     return arr
 
 
+def background_rgb(background) -> tuple[float, float, float]:
+    """The colour images are composited over: ``black`` | ``white`` | a number | an RGB triple,
+    each channel finite and in [0, 1]; ValueError otherwise."""
+    msg = f"background must be 'black', 'white' or three numbers in [0, 1], got {background!r}"
+    if isinstance(background, str):
+        named = {"black": (0.0, 0.0, 0.0), "white": (1.0, 1.0, 1.0)}
+        if background not in named:
+            raise ValueError(msg)
+        return named[background]
+    if isinstance(background, (int, float)) and not isinstance(background, bool):
+        background = (background,) * 3
+    try:
+        vals = tuple(float(x) for x in background)
+    except (TypeError, ValueError):
+        raise ValueError(msg) from None
+    if len(vals) != 3 or not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in vals):
+        raise ValueError(msg)
+    return vals
+
+
 # ----------------------------------------------------------------------------------------------
 # Files
 # ----------------------------------------------------------------------------------------------
 
-def _write_atomic(path: str, write) -> None:
+def write_atomic(path: str, write) -> None:
     """``write(file_object)`` into a new temporary file beside ``path`` (same folder, so the same
     file system), then ``os.replace`` it onto ``path``: readers see the old file or the whole new
     one, never a half-written one. The temporary file is removed if anything fails."""
@@ -114,7 +135,7 @@ def save_image(image: torch.Tensor, path) -> None:
     if not torch.isfinite(image).all():
         raise ValueError("image holds NaN or Inf values")
     im = _to_pil(image)
-    _write_atomic(os.fspath(path), lambda fh: im.save(fh, format="PNG"))
+    write_atomic(os.fspath(path), lambda fh: im.save(fh, format="PNG"))
 
 
 def load_image(path) -> torch.Tensor:

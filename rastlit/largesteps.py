@@ -190,39 +190,28 @@ _CUDA_SOLVER_DEVICE = 0
 _CUDA_MAX_RHS = 128
 
 
-class _FromDifferential(torch.autograd.Function):
-    """``v = M^{-1} u``; M is symmetric, so the backward is another solve with M."""
+class _SymmetricOperator(torch.autograd.Function):
+    """``y = A x`` for a symmetric linear operator ``A`` of ``ls``: ``op`` is ``"_matvec"``
+    (``A = M``, ``u = M v``) or ``"_solve"`` (``A = M^-1``, ``v = M^-1 u``). ``A`` is symmetric, so
+    the backward applies ``A`` again."""
 
     @staticmethod
-    def forward(ctx, u, ls):
-        ctx.ls = ls
-        return ls._solve(u.detach())
-
-    @staticmethod
-    def backward(ctx, grad):
-        # applying the Function again (instead of a raw solve) keeps higher derivatives exact
-        return _apply(_FromDifferential, ctx.ls._solve, grad, ctx.ls), None
-
-
-class _ToDifferential(torch.autograd.Function):
-    """``u = M v``; M is symmetric, so the backward is another product with M."""
-
-    @staticmethod
-    def forward(ctx, v, ls):
-        ctx.ls = ls
-        return ls._matvec(v.detach())
+    def forward(ctx, x, ls, op):
+        ctx.ls, ctx.op = ls, op
+        return getattr(ls, op)(x.detach())
 
     @staticmethod
     def backward(ctx, grad):
-        return _apply(_ToDifferential, ctx.ls._matvec, grad, ctx.ls), None
+        # applying the Function again (instead of a raw call) keeps higher derivatives exact
+        return _apply(ctx.op, grad, ctx.ls), None, None
 
 
-def _apply(function, raw, x, ls):
+def _apply(op: str, x, ls):
     # Without a graph to record, skip the Function: its context object would otherwise sit in a
     # reference cycle holding ``ls`` (and cholespy's solver) until the next garbage collection.
     if torch.is_grad_enabled() and x.requires_grad:
-        return function.apply(x, ls)
-    return raw(x.detach())
+        return _SymmetricOperator.apply(x, ls, op)
+    return getattr(ls, op)(x.detach())
 
 
 # Every LargeSteps alive, so that their cholespy solvers can be released at interpreter exit.
@@ -414,13 +403,13 @@ class LargeSteps:
         """``u = M @ v`` for ``v [V, ...]`` (differentiable). Start the optimisation from
         ``u = ls.to_differential(verts).detach().requires_grad_()``."""
         self._check_rhs(v, "v", "to_differential")
-        return _apply(_ToDifferential, self._matvec, v, self)
+        return _apply("_matvec", v, self)
 
     def from_differential(self, u: torch.Tensor) -> torch.Tensor:
         """``v = M^{-1} u`` for ``u [V, ...]`` by the Cholesky factor (differentiable, to any
         order; the backward is one more solve with the symmetric ``M``)."""
         self._check_rhs(u, "u", "from_differential")
-        return _apply(_FromDifferential, self._solve, u, self)
+        return _apply("_solve", u, self)
 
     def __repr__(self) -> str:
         form = f"alpha={self.alpha}" if self.alpha is not None else f"lambda_={self.lambda_}"

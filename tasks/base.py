@@ -18,7 +18,7 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 
 from rastlit import losses as rl_losses
-from rastlit.data.base import background_rgb
+from rastlit.image import _to_uint8, background_rgb, write_atomic
 
 __all__ = ["RenderTask", "image_grid", "write_metrics_json", "background_rgb", "view_metrics"]
 
@@ -41,10 +41,6 @@ def image_grid(rows: list[torch.Tensor], pad: int = 2) -> torch.Tensor:
     return tile(torch.cat(batches), ncols=n, pad=pad)
 
 
-def _to_uint8(img: torch.Tensor):
-    return (img.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
-
-
 def _plain(v):
     if isinstance(v, torch.Tensor):
         v = v.item() if v.numel() == 1 else v.tolist()
@@ -58,10 +54,8 @@ def _plain(v):
 def write_metrics_json(path: str, metrics: dict[str, Any]) -> None:
     """Write ``metrics`` as JSON through a temporary file (never half-written)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(_plain(metrics), f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    text = json.dumps(_plain(metrics), indent=2, sort_keys=True)
+    write_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 @torch.no_grad()

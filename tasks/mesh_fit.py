@@ -137,6 +137,7 @@ class MeshFitTask(RenderTask):
         self.subdivide_at = fr
         self.silhouette, self.soft = silhouette, dict(soft or {})
         self.background = background_rgb(background)
+        self.register_buffer("background_color", torch.tensor(self.background), persistent=False)
         self.seed = seed
         self.antialias_layer = Antialias()
         self._solver = None
@@ -144,7 +145,8 @@ class MeshFitTask(RenderTask):
         self._stage_start_step = 0
         self._best_loss = math.inf
         self._stale_epochs = 0
-        self._epoch_loss = [0.0, 0]
+        self._epoch_loss = [None, 0]  # (sum on the device, views): no host sync per step
+        self._lights = None
         self.register_buffer("level", torch.zeros((), dtype=torch.long))
         # the shape and colours are made in setup(), from the data (or restored from a checkpoint)
         self.register_buffer("faces", torch.zeros(0, 3, dtype=torch.int32))
@@ -316,9 +318,12 @@ class MeshFitTask(RenderTask):
 
             attr = torch.cat([rl_mesh.vertex_normals(verts, faces), self.colors], -1)
             feat, _ = rastlit.interpolate(attr.unsqueeze(0).contiguous(), rast, faces)
-            lights = make_lights(self.app_cfg["lights"] or [{"direction": [0.4, 1.0, 0.3]}], device=verts.device)
-            col = lambertian(safe_normalize(feat[..., :3]), feat[..., 3:6], lights, ambient=float(self.app_cfg["ambient"]))
-        bg = torch.tensor(self.background, dtype=col.dtype, device=col.device)
+            if self._lights is None or self._lights[0].direction.device != verts.device:  # built once
+                self._lights = make_lights(self.app_cfg["lights"] or [{"direction": [0.4, 1.0, 0.3]}],
+                                           device=verts.device)
+            col = lambertian(safe_normalize(feat[..., :3]), feat[..., 3:6], self._lights,
+                             ambient=float(self.app_cfg["ambient"]))
+        bg = self.background_color.to(col.dtype)
         rgb = col * mask + bg * (1 - mask)
         if self.silhouette == "antialias":
             out = self.antialias_layer(torch.cat([rgb, mask], -1).contiguous(), rast, clip, faces)
@@ -364,8 +369,9 @@ class MeshFitTask(RenderTask):
         rgb, alpha = self.render_batch(batch, verts)
         terms = self.compute_losses(verts, rgb, alpha, batch)
         self.log_train_terms(terms, batch["mvp"].shape[0])
-        self._epoch_loss[0] += float(terms["loss"].detach()) * batch["mvp"].shape[0]
-        self._epoch_loss[1] += batch["mvp"].shape[0]
+        b = batch["mvp"].shape[0]
+        s = terms["loss"].detach() * b
+        self._epoch_loss = [s if self._epoch_loss[0] is None else self._epoch_loss[0] + s, self._epoch_loss[1] + b]
         return terms["loss"]
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
@@ -374,11 +380,11 @@ class MeshFitTask(RenderTask):
 
     def on_train_epoch_end(self) -> None:
         total, n = self._epoch_loss
-        self._epoch_loss = [0.0, 0]
+        self._epoch_loss = [None, 0]
         patience = int(self.sched_cfg["stop_patience"])
         if not patience or n == 0 or int(self.level) < len(self.subdivide_at):
             return
-        loss = total / n
+        loss = float(total) / n  # one host sync per epoch, only with the stopping rule on
         if loss < self._best_loss * (1 - float(self.sched_cfg["stop_min_delta"])):
             self._best_loss, self._stale_epochs = loss, 0
         else:

@@ -70,6 +70,7 @@ class TextureRecoveryTask(RenderTask):
         self.w_smooth, self.loss_kind = float(w_smooth), loss
         self.filter_mode, self.max_mip_level, self.use_antialias = filter_mode, max_mip_level, bool(antialias)
         self.background = background_rgb(background)
+        self.register_buffer("background_color", torch.tensor(self.background), persistent=False)
         self.texture = torch.nn.Parameter(torch.full((texture_size, texture_size, 3), float(init)))
         self.antialias_layer = Antialias()
         self.train_loss = MeanMetric()
@@ -107,7 +108,7 @@ class TextureRecoveryTask(RenderTask):
         mask = (rast[..., 3:4] > 0).to(tex.dtype)
         col = rastlit.texture(tex.unsqueeze(0).contiguous(), uvi, uv_da, filter_mode=self.filter_mode,
                               max_mip_level=self.max_mip_level)
-        bg = torch.tensor(self.background, dtype=tex.dtype, device=tex.device)
+        bg = self.background_color.to(tex.dtype)
         img = torch.cat([col[..., :3] * mask + bg * (1 - mask), mask], -1)
         if self.use_antialias:
             img = self.antialias_layer(img.contiguous(), rast, clip, self.faces)

@@ -9,28 +9,12 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from rastlit.image import background_rgb  # noqa: F401  (re-exported: the data's compositing colour)
+
 __all__ = ["ViewDataset", "EpochShuffleSampler", "PosedImagesDataModule", "BATCH_KEYS", "background_rgb"]
 
 # What a batch holds: what a camera saw, nothing more (see rastlit.data's docstring).
 BATCH_KEYS = ("index", "mvp", "view", "proj", "eye", "rgb", "alpha")
-
-
-def background_rgb(background: Any) -> tuple[float, float, float]:
-    """``black`` | ``white`` | a number | an RGB triple -> an RGB triple (the data's compositing colour)."""
-    if isinstance(background, str):
-        named = {"black": (0.0, 0.0, 0.0), "white": (1.0, 1.0, 1.0)}
-        if background not in named:
-            raise ValueError(f"background must be 'black', 'white' or an RGB triple, got {background!r}")
-        return named[background]
-    if isinstance(background, (int, float)) and not isinstance(background, bool):
-        return (float(background),) * 3
-    try:
-        vals = tuple(float(x) for x in background)
-    except TypeError:
-        vals = ()
-    if len(vals) != 3:
-        raise ValueError(f"background must be 'black', 'white' or an RGB triple, got {background!r}")
-    return vals
 
 
 class ViewDataset(Dataset):

@@ -82,14 +82,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from rastlit.image import save_image
+from rastlit.image import background_rgb, save_image, write_atomic
 
 __all__ = [
     "Intrinsics",
@@ -318,19 +317,7 @@ def _frame_name(json_path: str, index: int, frame: Any) -> str:
 
 
 def _background(background) -> np.ndarray:
-    if isinstance(background, str):
-        if background == "black":
-            return np.zeros(3, np.float32)
-        if background == "white":
-            return np.ones(3, np.float32)
-        raise ValueError(f"background must be 'black', 'white' or three numbers in [0, 1], got {background!r}")
-    try:
-        vals = [float(v) for v in background]
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"background must be 'black', 'white' or three numbers in [0, 1], got {background!r}") from e
-    if len(vals) != 3 or not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in vals):
-        raise ValueError(f"background must be 'black', 'white' or three numbers in [0, 1], got {background!r}")
-    return np.asarray(vals, np.float32)
+    return np.asarray(background_rgb(background), np.float32)
 
 
 def _load_json(path: str) -> dict:
@@ -623,23 +610,6 @@ def read_blender_split(root, split: str, downscale: int = 1, background="black")
 # Writing
 # ----------------------------------------------------------------------------------------------
 
-def _atomic_write(path: str, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary file in ``path``'s folder, then ``os.replace`` it
-    onto ``path`` (the temporary is removed on failure)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    # A fresh name (not mkstemp, whose 0600 mode would stick to the published file).
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _check_images(rgb, alpha, c2w) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     if not isinstance(rgb, torch.Tensor) or rgb.dim() != 4 or rgb.shape[-1] != 3:
         raise ValueError(f"rgb must be a tensor [N,H,W,3], got {getattr(rgb, 'shape', type(rgb).__name__)}")
@@ -745,10 +715,6 @@ def write_blender_split(root, split: str, rgb: torch.Tensor, alpha: torch.Tensor
 
     json_path = transforms_path(root, split)
 
-    def write_json(tmp):
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(meta, fh, indent=2, allow_nan=False)
-            fh.write("\n")
-
-    _atomic_write(json_path, write_json)
+    text = json.dumps(meta, indent=2, allow_nan=False) + "\n"
+    write_atomic(json_path, lambda fh: fh.write(text.encode("utf-8")))
     return json_path

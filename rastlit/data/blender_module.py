@@ -11,7 +11,7 @@ import torch
 
 from .base import PosedImagesDataModule, ViewDataset, make_views
 from .blender import has_split, read_blender_split
-from .scene import optical_axes_centre
+from .scene import camera_centres, optical_axes_centre
 
 __all__ = ["BlenderDataModule"]
 
@@ -55,8 +55,7 @@ class BlenderDataModule(PosedImagesDataModule):
     def _clip_planes(self, view: torch.Tensor) -> tuple[float, float]:
         near, far = self.near, self.far
         if near == "auto" or far == "auto":
-            v = view.to(torch.float64)
-            eyes = -(v[:, :3, :3].transpose(1, 2) @ v[:, :3, 3:]).squeeze(-1)
+            eyes = camera_centres(view)
             try:
                 d = (eyes - optical_axes_centre(view)).norm(dim=-1)
                 lo, hi = 0.05 * float(d.min()), 3.0 * float(d.max())

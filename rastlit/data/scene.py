@@ -8,7 +8,13 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["optical_axes_centre", "visual_hull", "SceneBounds", "scene_bounds", "hull_mesh"]
+__all__ = ["camera_centres", "optical_axes_centre", "visual_hull", "SceneBounds", "scene_bounds", "hull_mesh"]
+
+
+def camera_centres(view: torch.Tensor) -> torch.Tensor:
+    """World positions ``[N,3]`` (float64) of rigid world-to-camera matrices ``view [N,4,4]``: ``-R^T t``."""
+    v = view.detach().to(torch.float64)
+    return -(v[:, :3, :3].transpose(1, 2) @ v[:, :3, 3:]).squeeze(-1)
 
 
 def optical_axes_centre(view: torch.Tensor) -> torch.Tensor:
@@ -16,9 +22,8 @@ def optical_axes_centre(view: torch.Tensor) -> torch.Tensor:
     world-to-camera matrices (OpenGL: the camera looks along its -z). Returns ``[3]`` float64.
     Raises ValueError when the axes are (nearly) parallel: no such point is defined then."""
     v = view.detach().to(torch.float64)
-    rot, t = v[:, :3, :3], v[:, :3, 3]
-    centres = -(rot.transpose(1, 2) @ t.unsqueeze(-1)).squeeze(-1)  # -R^T t
-    d = -rot[:, 2, :]  # the camera's -z axis in world space
+    centres = camera_centres(v)
+    d = -v[:, 2, :3]  # the camera's -z axis in world space
     d = d / d.norm(dim=-1, keepdim=True)
     proj = torch.eye(3, dtype=torch.float64) - d.unsqueeze(-1) * d.unsqueeze(-2)  # onto each axis' normal plane
     a = proj.sum(0)
@@ -102,8 +107,7 @@ def scene_bounds(view: torch.Tensor, mvp: torch.Tensor, alpha: torch.Tensor, res
     the visual hull is carved in a cube about the optical axes' meeting point whose half size is
     the distance to the nearest camera (the object lies between the cameras)."""
     axes_centre = optical_axes_centre(view)
-    v = view.detach().to(torch.float64)
-    eyes = -(v[:, :3, :3].transpose(1, 2) @ v[:, :3, 3:]).squeeze(-1)
+    eyes = camera_centres(view)
     half = float((eyes - axes_centre).norm(dim=-1).min())
     pts, vox = visual_hull(mvp, alpha, axes_centre, half, res=res, tolerance=tolerance)
     lo, hi = pts.min(0).values - 0.5 * vox, pts.max(0).values + 0.5 * vox
