@@ -7,9 +7,14 @@ What is learned:
   the masks show, so a torus is fitted by a torus), an ellipsoid fitted to the hull's box
   (``ellipsoid``), its bounding sphere (``sphere``) or a mesh file placed in the hull's box. No
   hand-set centre or scale.
-- **Appearance**: per-vertex colours holding baked radiance (``appearance.kind=vertex_color``,
-  unlit: whatever lighting the images have is learned into the colours), or a per-vertex albedo
-  under known lights (``appearance.kind=shaded``, Lambert, ``appearance.lights``).
+- **Appearance**: learned radiance, unlit (whatever lighting the images have is learned into
+  it): per-vertex colours (``appearance.kind=vertex_color``), or per-vertex colours first and a
+  texture later (``texture``): at the fraction ``appearance.texture_from`` of the steps, once the
+  mesh has its final faces, the colours are baked into a per-triangle atlas
+  (:func:`rastlit.mesh.triangle_atlas`, ``appearance.atlas_cell`` texels per cell of two faces,
+  about the pixel density of the hull's triangles in the images), which then learns the detail
+  that vertex colours cannot hold. Or a per-vertex albedo under known lights
+  (``appearance.kind=shaded``, Lambert, ``appearance.lights``).
 
 How (``geometry``, ``schedule``):
 
@@ -57,7 +62,8 @@ __all__ = ["MeshFitTask", "subdivide", "INIT", "GEOMETRY", "APPEARANCE", "LOSSES
 INIT = {"source": "hull", "subdivisions": 0, "scale": 1.1, "centre": None, "radius": None,
         "hull_resolution": "auto"}
 GEOMETRY = {"parameterization": "largesteps", "lambda_": 19.0}
-APPEARANCE = {"kind": "vertex_color", "init": 0.5, "lr_scale": 1.0, "ambient": 0.2, "lights": None}
+APPEARANCE = {"kind": "texture", "init": 0.5, "lr_scale": 1.0, "texture_from": 0.5, "atlas_cell": 8,
+              "ambient": 0.2, "lights": None}
 LOSSES = {"rgb": 1.0, "alpha": 1.0, "norm": "l1", "laplacian": 0.0, "normal_consistency": 0.0, "edge": 0.0}
 SCHEDULE = {"subdivide_at": [], "coarse_images": 0.5, "final_lr_factor": 0.3, "stop_patience": 0,
             "stop_min_delta": 1e-3}
@@ -127,14 +133,24 @@ class MeshFitTask(RenderTask):
         if self.geo_cfg["parameterization"] not in ("largesteps", "offsets"):
             raise ValueError("task.geometry.parameterization must be 'largesteps' or 'offsets', got "
                              f"{self.geo_cfg['parameterization']!r}")
-        if self.app_cfg["kind"] not in ("vertex_color", "shaded"):
-            raise ValueError(f"task.appearance.kind must be 'vertex_color' or 'shaded', got {self.app_cfg['kind']!r}")
+        if self.app_cfg["kind"] not in ("vertex_color", "texture", "shaded"):
+            raise ValueError("task.appearance.kind must be 'vertex_color', 'texture' or 'shaded', got "
+                             f"{self.app_cfg['kind']!r}")
         if self.loss_cfg["norm"] not in ("l1", "l2"):
             raise ValueError(f"task.losses.norm must be 'l1' or 'l2', got {self.loss_cfg['norm']!r}")
         fr = [float(x) for x in (self.sched_cfg["subdivide_at"] or [])]
         if fr != sorted(fr) or any(not 0 < x < 1 for x in fr):
             raise ValueError(f"task.schedule.subdivide_at must be increasing fractions of the steps in (0, 1), got {fr}")
         self.subdivide_at = fr
+        tf = float(self.app_cfg["texture_from"])
+        if self.app_cfg["kind"] == "texture" and not (0 <= tf < 1 and all(x <= tf for x in fr)):
+            raise ValueError("task.appearance.texture_from must be a fraction of the steps in [0, 1) at or after "
+                             f"the last of task.schedule.subdivide_at {fr} (the atlas is made for the final "
+                             f"faces), got {tf}")
+        cell = self.app_cfg["atlas_cell"]
+        if isinstance(cell, bool) or not isinstance(cell, int) or cell < 8:
+            raise ValueError(f"task.appearance.atlas_cell must be an int >= 8 (texels per cell of two triangles), "
+                             f"got {cell!r}")
         self.silhouette, self.soft = silhouette, dict(soft or {})
         self.background = background_rgb(background)
         self.register_buffer("background_color", torch.tensor(self.background), persistent=False)
@@ -153,6 +169,12 @@ class MeshFitTask(RenderTask):
         self.register_buffer("base_verts", torch.zeros(0, 3))
         self.shape_param = torch.nn.Parameter(torch.zeros(0, 3))
         self.colors = torch.nn.Parameter(torch.zeros(0, 3))
+        # appearance.kind=texture: the atlas texture [S,S,3] is made when the colours are baked into
+        # it (empty before; the colours are frozen after). Frozen parameters stay out of the
+        # optimizer and out of DDP's gradient reduction (which requires a gradient for every
+        # parameter that requires one).
+        self.texture = torch.nn.Parameter(torch.zeros(0, 0, 3), requires_grad=False)
+        self._atlas = None
         self.train_loss = MeanMetric()
         self.val_loss = MeanMetric()
 
@@ -253,12 +275,14 @@ class MeshFitTask(RenderTask):
         sd = checkpoint["state_dict"]
         if "faces" in sd and sd["faces"].shape != self.faces.shape:
             self._set_mesh(sd["base_verts"], sd["faces"], sd["colors"])
+        if "texture" in sd and sd["texture"].shape != self.texture.shape:
+            self._set_texture(torch.zeros_like(sd["texture"]))
 
     # -- the optimizer and the schedule ------------------------------------------------------------
     def param_groups(self) -> list[dict]:
+        app = self.texture if self.texture.requires_grad else self.colors
         return [{"params": [self.shape_param], "name": "shape"},
-                {"params": [self.colors], "name": "colors", "lr_scale": float(self.app_cfg["lr_scale"]),
-                 "uniform": False}]
+                {"params": [app], "name": "appearance", "lr_scale": float(self.app_cfg["lr_scale"]), "uniform": False}]
 
     def _stage_bounds(self) -> tuple[int, int]:
         """(first, last) global step of the current stage (between subdivisions)."""
@@ -286,20 +310,67 @@ class MeshFitTask(RenderTask):
         return [max(1, int(round(x * total))) for x in self.subdivide_at]
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
+        changed = False
         due = sum(1 for s in self._subdivision_steps() if self.global_step >= s)
         if due > int(self.level):
             with torch.no_grad():
                 v, f, c = subdivide(self.verts().detach(), self.faces, self.colors.detach())
             self._set_mesh(v, f, c)
             self.level.fill_(due)
+            changed = True
+        if (self.app_cfg["kind"] == "texture" and not self.textured
+                and self.global_step >= self._texture_step()):
+            self.bake_texture()
+            changed = True
+        if changed:
             self._best_loss, self._stale_epochs = math.inf, 0
-            # the optimizer (and its LR schedule) restarts on the new parameters; the training loop
-            # reads trainer.optimizers after this hook
-            strategy = self.trainer.strategy
-            strategy.setup_optimizers(self.trainer)
-            if self.trainer.world_size > 1:  # DDP registered the old parameters: wrap the new ones
-                strategy.model = strategy._setup_model(strategy.lightning_module)
-                strategy._register_ddp_hooks()
+            self._restart_optimizer()
+
+    def _restart_optimizer(self) -> None:
+        """A new optimizer for the current parameters (the training loop reads trainer.optimizers
+        after on_train_batch_start); parameters that carry over keep their Adam state, and the LR
+        schedule is a function of the global step, so it carries over too."""
+        strategy = self.trainer.strategy
+        old = dict(self.trainer.optimizers[0].state) if self.trainer.optimizers else {}
+        strategy.setup_optimizers(self.trainer)
+        new = self.trainer.optimizers[0]
+        for group in new.param_groups:
+            for p in group["params"]:
+                if p in old:
+                    new.state[p] = old[p]
+        if self.trainer.world_size > 1:  # DDP registered the old parameters: wrap the new ones
+            strategy.model = strategy._setup_model(strategy.lightning_module)
+            strategy._register_ddp_hooks()
+
+    def _texture_step(self) -> int:
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        return int(round(float(self.app_cfg["texture_from"]) * total))
+
+    def atlas(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(uv [3F,2], uv_faces [F,3])`` of the texture's per-triangle atlas for the current faces."""
+        key = (self.faces.shape[0], self.texture.shape[0], self.faces.device)
+        if self._atlas is None or self._atlas[0] != key:
+            uv, uvf = rl_mesh.triangle_atlas(self.faces.shape[0], self.texture.shape[0])
+            self._atlas = (key, uv.to(self.faces.device), uvf.to(self.faces.device))
+        return self._atlas[1], self._atlas[2]
+
+    @torch.no_grad()
+    def bake_texture(self) -> None:
+        """Start learning the texture: the vertex colours baked into an atlas for the current
+        faces (``appearance.atlas_cell`` texels per cell), which replaces them as the learned
+        appearance. The caller restarts the optimizer."""
+        size = rl_mesh.atlas_size(self.faces.shape[0], self.app_cfg["atlas_cell"])
+        baked = rl_mesh.bake_vertex_colors(self.verts().detach(), self.faces, self.colors.detach(), size=size)
+        self._set_texture(baked.texture)
+
+    @property
+    def textured(self) -> bool:
+        """Whether the appearance is the atlas texture (baked; a host-side test, no device sync)."""
+        return self.texture.numel() > 0
+
+    def _set_texture(self, tex: torch.Tensor) -> None:
+        self.texture = torch.nn.Parameter(tex.detach().float().to(self.faces.device).contiguous())
+        self.colors.requires_grad_(False)
 
     # -- rendering ---------------------------------------------------------------------------------
     def render_batch(self, batch: dict, verts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -310,7 +381,11 @@ class MeshFitTask(RenderTask):
         clip = transform_points(mvp, verts.to(mvp.dtype).unsqueeze(0)).contiguous()
         rast, _ = rastlit.rasterize(clip, faces, res, grad_db=False)
         mask = (rast[..., 3:4] > 0).to(verts.dtype)
-        if self.app_cfg["kind"] == "vertex_color":
+        if self.textured:
+            uv, uv_faces = self.atlas()
+            uvi, _ = rastlit.interpolate(uv[None], rast, uv_faces)
+            col = rastlit.texture(self.texture[None], uvi, filter_mode="linear", boundary_mode="clamp")
+        elif self.app_cfg["kind"] in ("vertex_color", "texture"):
             col, _ = rastlit.interpolate(self.colors.unsqueeze(0).contiguous(), rast, faces)
         else:
             from rastlit.data.synthetic import make_lights
@@ -377,6 +452,7 @@ class MeshFitTask(RenderTask):
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         with torch.no_grad():
             self.colors.clamp_(0, 1)
+            self.texture.clamp_(0, 1)
 
     def on_train_epoch_end(self) -> None:
         total, n = self._epoch_loss
@@ -440,21 +516,36 @@ class MeshFitTask(RenderTask):
 
     # -- artefacts -----------------------------------------------------------------------------------
     def fitted_mesh(self) -> "rl_mesh.Mesh":
-        """The fitted mesh with its per-vertex colours."""
-        return rl_mesh.Mesh(verts=self.verts().detach().float().cpu().contiguous(), faces=self.faces.cpu(),
-                            vertex_colors=self.colors.detach().float().cpu().clamp(0, 1).contiguous())
+        """The fitted mesh with its per-vertex colours, and its atlas texture once it is learned
+        (the vertex colours are then the texture's mean over each vertex's corners)."""
+        verts, faces = self.verts().detach().float().cpu().contiguous(), self.faces.cpu()
+        colors = self.colors.detach().float().cpu().clamp(0, 1)
+        if not self.textured:
+            return rl_mesh.Mesh(verts=verts, faces=faces, vertex_colors=colors.contiguous())
+        uv, uv_faces = (x.cpu() for x in self.atlas())
+        tex = self.texture.detach().float().cpu().clamp(0, 1).contiguous()
+        corner = rastlit.texture(tex[None], uv[None, None], filter_mode="linear", boundary_mode="clamp")[0, 0]
+        idx = faces.reshape(-1).long()
+        acc = torch.zeros_like(colors).index_add_(0, idx, corner)
+        cnt = torch.zeros(colors.shape[0]).index_add_(0, idx, torch.ones(idx.shape[0]))
+        colors = torch.where(cnt[:, None] > 0, acc / cnt.clamp_min(1)[:, None], colors)
+        return rl_mesh.Mesh(verts=verts, faces=faces, vertex_colors=colors.contiguous(), uv=uv.contiguous(),
+                            uv_faces=uv_faces.contiguous(), texture=tex)
 
     def save_artefacts(self, out_dir: str) -> dict[str, str]:
         """``mesh.ply`` (vertex colours), ``mesh.obj`` + ``mesh.mtl`` + ``mesh.png`` and
-        ``mesh.glb`` (the colours baked into a texture atlas) and ``test_views.png`` (rows: test
-        targets, renders of the fit, error x4)."""
+        ``mesh.glb`` (the learned atlas texture, or the colours baked into one) and
+        ``test_views.png`` (rows: test targets, renders of the fit, error x4)."""
         from rastlit.image import save_image
 
         paths = {"ply": os.path.join(out_dir, "mesh.ply"), "obj": os.path.join(out_dir, "mesh.obj"),
                  "glb": os.path.join(out_dir, "mesh.glb")}
         m = self.fitted_mesh()
-        rl_mesh.save_mesh(m, paths["ply"])
-        textured = rl_mesh.bake_vertex_colors(m.verts, m.faces, m.vertex_colors, size=1024)
+        rl_mesh.save_mesh(rl_mesh.Mesh(m.verts, m.faces, vertex_colors=m.vertex_colors), paths["ply"])
+        if m.texture is not None:
+            textured = rl_mesh.Mesh(m.verts, m.faces, uv=m.uv, uv_faces=m.uv_faces, texture=m.texture)
+        else:
+            textured = rl_mesh.bake_vertex_colors(m.verts, m.faces, m.vertex_colors, size=1024)
         rl_mesh.save_mesh(textured, paths["obj"])
         rl_mesh.save_mesh(textured, paths["glb"])
         paths.update(mtl=os.path.join(out_dir, "mesh.mtl"), texture=os.path.join(out_dir, "mesh.png"))

@@ -339,6 +339,58 @@ def test_mesh_fit_subdivision_keeps_the_surface_and_resizes_from_checkpoints():
     assert torch.equal(fresh.faces, f1) and torch.allclose(fresh.verts().detach(), v1, atol=1e-4)
 
 
+def test_mesh_fit_texture_appearance_starts_from_the_colours_and_learns():
+    """appearance.kind=texture: the vertex colours baked into the atlas render as the colours did
+    (bilinear in the atlas vs barycentric interpolation: equal up to the texel grid), the texture
+    then gets the gradients and the colours none; the atlas survives a checkpoint round trip."""
+    from rastlit.data import SyntheticDataModule
+    from rastlit.tasks.mesh_fit import MeshFitTask
+
+    dm = SyntheticDataModule(resolution=32, num_views=2, num_val_views=1, num_test_views=1,
+                             procedural={"bumpy_sphere": {"subdivisions": 2}})
+    cfg = dict(init={"source": "ellipsoid", "subdivisions": 2, "hull_resolution": 16},
+               appearance={"kind": "texture", "atlas_cell": 16})
+    task = _setup_task(MeshFitTask(**cfg), dm)
+    assert not task.textured and [g["params"][0] is task.colors for g in task.param_groups()] == [False, True]
+    with torch.no_grad():  # a smooth colour field (a texture holds it up to its bilinear error)
+        v = task.verts()
+        task.colors.copy_(0.5 + 0.4 * torch.sin(2.0 * v))
+    batch = {k: v[None] for k, v in dm.train_set[0].items()}
+    rgb0, a0 = task.render_batch(batch)
+    task.bake_texture()
+    assert task.textured and task.texture.shape == (16 * 13, 16 * 13, 3)  # 320 faces: 160 cells, 13 x 13
+    assert not task.colors.requires_grad and task.param_groups()[1]["params"][0] is task.texture
+    rgb1, a1 = task.render_batch(batch)
+    assert torch.equal(a0, a1)
+    cov = batch["alpha"][0, ..., 0] > 0  # inside the silhouette (its edge pixels blend the background)
+    err = (rgb1 - rgb0)[0][(a0[0, ..., 0] == 1) & cov].abs()
+    assert err.numel() > 100 and err.mean() < 0.004 and err.max() < 0.04, (err.mean(), err.max())
+    loss = (rgb1 - batch["rgb"]).abs().mean()
+    loss.backward()
+    assert task.texture.grad.abs().sum() > 0 and task.colors.grad is None
+    # a checkpoint with the atlas loads into a task that has none yet
+    sd = {k: v.detach().clone() for k, v in task.state_dict().items()}
+    fresh = _setup_task(MeshFitTask(**cfg), dm)
+    fresh.on_load_checkpoint({"state_dict": sd})
+    fresh.load_state_dict(sd)
+    assert fresh.textured and torch.equal(fresh.texture, task.texture) and not fresh.colors.requires_grad
+    torch.testing.assert_close(fresh.render_batch(batch)[0], rgb1)
+    # the exported mesh carries the atlas, and vertex colours close to the baked ones
+    m = fresh.fitted_mesh()
+    assert m.texture.shape == task.texture.shape and m.uv.shape == (3 * 320, 2)
+    torch.testing.assert_close(m.vertex_colors, task.colors.detach().clamp(0, 1), atol=0.02, rtol=0)
+
+
+def test_mesh_fit_texture_needs_the_final_faces():
+    from rastlit.tasks.mesh_fit import MeshFitTask
+
+    with pytest.raises(ValueError, match=r"texture_from .* at or after the last of task.schedule.subdivide_at"):
+        MeshFitTask(appearance={"texture_from": 0.3}, schedule={"subdivide_at": [0.5]})
+    with pytest.raises(ValueError, match="atlas_cell must be an int >= 8"):
+        MeshFitTask(appearance={"atlas_cell": 4})
+    MeshFitTask(appearance={"kind": "vertex_color", "texture_from": 0.3}, schedule={"subdivide_at": [0.5]})
+
+
 # ----------------------------------------------------------------------------------------------
 # The CLI
 # ----------------------------------------------------------------------------------------------

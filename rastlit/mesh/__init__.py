@@ -9,7 +9,7 @@ Pillow, in :mod:`rastlit.image`). The package's modules:
 - :mod:`rastlit.mesh.primitives`: :func:`icosphere`, :func:`uv_sphere`, :func:`cube`,
   :func:`torus`, :func:`plane`, :func:`bumpy_sphere`, :func:`torus_knot`.
 - :mod:`rastlit.mesh.io`: :func:`load_mesh`, :func:`save_mesh`, :func:`load_texture`,
-  :func:`save_texture`, :func:`triangle_atlas`, :func:`bake_vertex_colors`.
+  :func:`save_texture`, :func:`triangle_atlas`, :func:`atlas_size`, :func:`bake_vertex_colors`.
 
 Everything public is importable from ``rastlit.mesh`` itself. Conventions:
 
@@ -27,7 +27,7 @@ Everything public is importable from ``rastlit.mesh`` itself. Conventions:
 
 from __future__ import annotations
 
-from .io import bake_vertex_colors, load_mesh, load_texture, save_mesh, save_texture, triangle_atlas
+from .io import atlas_size, bake_vertex_colors, load_mesh, load_texture, save_mesh, save_texture, triangle_atlas
 from .primitives import bumpy_sphere, cube, icosphere, plane, torus, torus_knot, uv_sphere
 from .structures import (
     Mesh,
@@ -43,5 +43,5 @@ __all__ = [
     "Mesh", "icosphere", "uv_sphere", "cube", "torus", "plane", "bumpy_sphere", "torus_knot",
     "face_normals", "vertex_normals", "face_areas", "signed_volume", "normalize_to_unit_box",
     "sample_points", "load_mesh", "save_mesh", "load_texture", "save_texture",
-    "triangle_atlas", "bake_vertex_colors",
+    "triangle_atlas", "atlas_size", "bake_vertex_colors",
 ]

@@ -84,6 +84,16 @@ def _atlas_grid(num_faces: int, size: int) -> tuple[int, int]:
     return g, c
 
 
+def atlas_size(num_faces: int, cell: int) -> int:
+    """The :func:`triangle_atlas` texture size that gives ``num_faces`` faces square cells of
+    ``cell`` texels (two faces per cell; ``cell >= 8`` leaves each triangle legs of
+    ``cell - 4`` texels beside its gutters)."""
+    if isinstance(cell, bool) or int(cell) != cell or cell < 8:
+        raise ValueError(f"cell must be an int >= 8 (texels per atlas cell), got {cell!r}")
+    g, _ = _atlas_grid(num_faces, 10**9)
+    return g * int(cell)
+
+
 def triangle_atlas(num_faces: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A per-triangle UV atlas for a ``size x size`` texture: ``(uv [3F,2] float32, uv_faces [F,3]
     int32)``, corner ``k`` of face ``f`` at ``uv[3f + k]``.
