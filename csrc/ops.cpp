@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "antialias/antialias.h"
+#include "messages.h"
 #include "interpolate/interpolate.h"
 #include "rasterize/rasterize.h"
 #include "texture/texture.h"
@@ -78,14 +79,11 @@ void check_image(const at::Tensor& t, const char* name, int64_t b, int64_t h, in
 void check_tri(const at::Tensor& tri, int64_t num_vertices) {
   check_int32(tri, "tri");
   TORCH_CHECK_VALUE(tri.dim() == 2 && tri.size(1) == 3, "tri must have shape [T,3], got ", shape_str(tri));
-  TORCH_CHECK_VALUE(tri.size(0) <= kMaxTriangles, "tri has ", tri.size(0),
-                    " triangles; at most ", kMaxTriangles, " are supported (ids must be exact in float32)");
+  TORCH_CHECK_VALUE(tri.size(0) <= kMaxTriangles, msg_too_many_triangles(tri.size(0), kMaxTriangles));
   if (tri.numel() == 0) return;
   const auto mm = at::aminmax(tri);
   const int64_t lo = std::get<0>(mm).item<int64_t>(), hi = std::get<1>(mm).item<int64_t>();
-  TORCH_CHECK_INDEX(lo >= 0 && hi < num_vertices, "tri holds vertex indices in [", lo, ", ", hi,
-                    "], but there are ", num_vertices, " vertices (valid indices are [0, ",
-                    num_vertices - 1, "])");
+  TORCH_CHECK_INDEX(lo >= 0 && hi < num_vertices, msg_tri_range(lo, hi, num_vertices));
 }
 
 void check_resolution(int64_t height, int64_t width) {
@@ -131,8 +129,7 @@ RasterizeShape check_rasterize_inputs(const at::Tensor& pos, const at::Tensor& t
     const int64_t T = tri.size(0);
     for (int64_t b = 0; b < s.num_views; ++b) {
       const int64_t start = rp[2 * b], count = rp[2 * b + 1];
-      TORCH_CHECK_INDEX(start >= 0 && count >= 0 && start + count <= T, "ranges[", b, "] = (", start, ", ",
-                        count, ") is outside tri, which has ", T, " triangles (need start >= 0, count >= 0, start + count <= ", T, ")");
+      TORCH_CHECK_INDEX(start >= 0 && count >= 0 && start + count <= T, msg_range_outside(b, start, count, T));
     }
   }
   return s;
@@ -145,14 +142,11 @@ void check_rast_ids(const at::Tensor& rast, int64_t num_triangles, const char* o
   if (rast.numel() == 0) return;
   const at::Tensor ids = rast.select(-1, 3);
   const bool bad = (ids.lt(0) | ids.gt(double(num_triangles)) | ids.isnan() | ids.ne(ids.floor())).any().item<bool>();
-  TORCH_CHECK_INDEX(!bad, op, ": rast[..., 3] holds a triangle id + 1 outside [0, T] (T = number of triangles in tri); "
-                    "pass the rast that rasterize() returned for this tri");
+  TORCH_CHECK_INDEX(!bad, msg_bad_rast_ids(op));
 }
 
 void raise_status(int status, const char* op) {
-  TORCH_CHECK_INDEX(status != kBadTriangleId, op,
-                    ": rast[..., 3] holds a triangle id + 1 outside [0, T] (T = number of triangles in tri); "
-                    "pass the rast that rasterize() returned for this tri");
+  TORCH_CHECK_INDEX(status != kBadTriangleId, msg_bad_rast_ids(op));
   TORCH_CHECK(status == kOk, op, ": kernel failed with status ", status);
 }
 
@@ -605,9 +599,7 @@ AntialiasShape check_antialias_inputs(const at::Tensor& color, const at::Tensor&
     for (int c = 0; c < 2; ++c) {
       const auto mm = at::aminmax(topology_hash.narrow(1, 3 * c, 3));
       const int64_t lo = std::get<0>(mm).item<int64_t>(), hi = std::get<1>(mm).item<int64_t>();
-      TORCH_CHECK_INDEX(lo >= kAaNonManifold && hi < limit[c], "topology_hash holds ", what[c], " in [", lo, ", ",
-                        hi, "], but they must lie in [0, ", limit[c],
-                        ") or be -1 / -2: build it with antialias_construct_topology_hash(tri) for this tri");
+      TORCH_CHECK_INDEX(lo >= kAaNonManifold && hi < limit[c], msg_topology_range(what[c], lo, hi, limit[c]));
     }
   }
   return s;

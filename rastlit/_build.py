@@ -69,90 +69,7 @@ def _check_sanitizer_runtime() -> None:
         )
 
 
-# ------------------------------------------------------------------------------ the C++ compiler
-# The extension must use the libstdc++ that torch runs with. A compiler that links libstdc++
-# statically (some images put such a GCC first, e.g. through CXX) embeds a second copy in the
-# extension; the two copies' locale state then clashes and the first error message that formats a
-# number segfaults (seen on a GPU image whose CXX was a GCC in /opt/gcc). A tiny probe library
-# shows which kind a compiler is before anything is built.
-
-
-def _elf_needed(path: Path) -> list[str] | None:
-    """The DT_NEEDED entries of a 64-bit little-endian ELF shared object; None if not such a file."""
-    data = path.read_bytes()
-    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
-        return None
-    shoff, = struct.unpack_from("<Q", data, 0x28)
-    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
-    sections = [struct.unpack_from("<IIQQQQII", data, shoff + i * shentsize) for i in range(shnum)]
-    needed = []
-    for _name, sh_type, _flags, _addr, offset, size, link, _info in sections:
-        if sh_type != 6:  # SHT_DYNAMIC
-            continue
-        str_off = sections[link][4]
-        for k in range(0, size, 16):
-            tag, val = struct.unpack_from("<qQ", data, offset + k)
-            if tag == 0:
-                break
-            if tag == 1:  # DT_NEEDED
-                end = data.index(b"\0", str_off + val)
-                needed.append(data[str_off + val:end].decode())
-    return needed
-
-
-def _links_libstdcxx_dynamically(cxx: str) -> bool | None:
-    """Whether ``cxx`` links C++ shared objects against a shared libstdc++/libc++ (None: the probe
-    could not run, e.g. no such compiler; the build then reports the compiler's own error)."""
-    src = "#include <sstream>\n#include <string>\nstd::string rastlit_probe(long x) { std::ostringstream s; s << x; return s.str(); }\n"
-    with tempfile.TemporaryDirectory() as d:
-        (Path(d) / "probe.cpp").write_text(src)
-        out = Path(d) / "probe.so"
-        try:
-            r = subprocess.run([*shlex.split(cxx), "-shared", "-fPIC", str(Path(d) / "probe.cpp"), "-o", str(out)],
-                               capture_output=True, timeout=120)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        if r.returncode != 0 or not out.is_file():
-            return None
-        needed = _elf_needed(out)
-    if needed is None:
-        return None
-    return any(n.startswith(("libstdc++", "libc++")) for n in needed)
-
-
-@contextlib.contextmanager
-def _compiler_env():
-    """Run the build with a compiler that links libstdc++ dynamically: ``CXX`` (default ``c++``) if
-    it does, else the system ``c++`` (and ``cc`` for nvcc's host compiler), else a clear error."""
-    cxx = os.environ.get("CXX", "c++")
-    if _links_libstdcxx_dynamically(cxx) is not False:
-        yield
-        return
-    fallback = shutil.which("c++")
-    if fallback is None or _links_libstdcxx_dynamically(fallback) is not True:
-        raise RuntimeError(
-            f"rastlit: the C++ compiler {cxx!r} links libstdc++ statically, and no other 'c++' on PATH "
-            "links it dynamically; an extension with its own libstdc++ crashes inside torch. Set CXX to a "
-            "compiler that links the shared libstdc++ (the one torch uses), e.g. the system g++."
-        )
-    print(f"rastlit: CXX={cxx} links libstdc++ statically (unsafe inside torch); building with {fallback}",
-          file=sys.stderr, flush=True)
-    saved = {k: os.environ.get(k) for k in ("CXX", "CC")}
-    os.environ["CXX"] = fallback
-    if "CC" in os.environ:  # nvcc's host compiler (-ccbin), from the same toolchain as CXX
-        cc = shutil.which("cc")
-        if cc:
-            os.environ["CC"] = cc
-        else:
-            del os.environ["CC"]
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+from ._compiler import _compiler_env, _elf_needed, _links_libstdcxx_dynamically  # noqa: E402,F401
 
 
 def _cflags() -> list[str]:
@@ -190,17 +107,22 @@ def cuda_enabled() -> bool:
     return torch.cuda.is_available() or bool(os.environ.get("TORCH_CUDA_ARCH_LIST"))
 
 
+def _torch_files(root: Path, pattern: str) -> list[Path]:
+    """Kernel and binding files of the torch extension (``csrc/jax/`` is the JAX library's binding)."""
+    return [p for p in root.rglob(pattern) if "jax" not in p.relative_to(root).parts[:-1]]
+
+
 def _sources(root: Path, with_cuda: bool) -> list[Path]:
-    cpp = [p for p in root.rglob("*.cpp") if with_cuda or p.name != "ops_cuda.cpp"]
-    cu = list(root.rglob("*.cu")) if with_cuda else []
+    cpp = [p for p in _torch_files(root, "*.cpp") if with_cuda or p.name != "ops_cuda.cpp"]
+    cu = _torch_files(root, "*.cu") if with_cuda else []
     return sorted(cpp + cu)
 
 
 def _stamp(root: Path) -> str:
     h = hashlib.sha256()
     # Every source and header: a change to any of them (.cuh included) rebuilds.
-    for p in sorted(list(root.rglob("*.cpp")) + list(root.rglob("*.h")) + list(root.rglob("*.cu")) +
-                    list(root.rglob("*.cuh"))):
+    for p in sorted(_torch_files(root, "*.cpp") + _torch_files(root, "*.h") + _torch_files(root, "*.cu") +
+                    _torch_files(root, "*.cuh")):
         h.update(str(p.relative_to(root)).encode())
         h.update(p.read_bytes())
     h.update(repr((_cflags(), _CUDA_CFLAGS, _ldflags(), torch.__version__, sys.version_info[:2], cuda_enabled(),

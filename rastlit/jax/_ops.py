@@ -1,0 +1,467 @@
+"""The ops as ``jax.custom_vjp`` functions over XLA FFI calls into rastlit's CPU kernels.
+
+Each op is a pair of FFI targets (``rastlit_<op>_fwd`` / ``_bwd``, ``csrc/jax/ffi_cpu.cpp``):
+the forward's custom_vjp rule saves what the backward kernel needs, and the backward returns
+cotangents for the float inputs only (``None`` for index arrays). Static arguments (resolution,
+modes, ``diff_attrs``) are ``nondiff_argnums``, passed to the kernels as FFI attributes.
+Optional inputs travel as zero-size arrays. Shapes and dtypes are checked here, at trace time,
+with messages that name the argument; the kernels check what needs values (indices, ids) and
+fail the call with the torch ops' own text.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _build
+from .. import _limits
+
+MAX_RESOLUTION = _limits.MAX_RESOLUTION
+MAX_TRIANGLES = _limits.MAX_TRIANGLES
+MAX_MIP_LEVELS = _limits.MAX_MIP_LEVELS
+
+_TARGETS = ["rasterize_fwd", "rasterize_bwd", "interpolate_fwd", "interpolate_bwd", "texture_fwd", "texture_bwd",
+            "antialias_fwd", "antialias_bwd"]
+_registered = False
+
+
+def _register() -> None:
+    global _registered
+    if _registered:
+        return
+    lib = _build.load()
+    for name in _TARGETS:
+        sym = getattr(lib, f"rastlit_{name}")
+        jax.ffi.register_ffi_target(f"rastlit_{name}", jax.ffi.pycapsule(sym), platform="cpu")
+    _registered = True
+
+
+def _call(name: str, outs, *args, **attrs):
+    _register()
+    # a vmapped call runs the kernel once per batch element (each handler takes one batch of views)
+    return jax.ffi.ffi_call(f"rastlit_{name}", outs, vmap_method="sequential")(*args, **attrs)
+
+
+def _sds(shape, dtype):
+    return jax.ShapeDtypeStruct(tuple(int(s) for s in shape), dtype)
+
+
+def _empty(dtype):
+    return jnp.zeros((0,), dtype)
+
+
+# ------------------------------------------------------------------------------------- checks
+
+def _array(x, name: str):
+    if not isinstance(x, (jax.Array, np.ndarray)) and not hasattr(x, "aval"):
+        raise TypeError(f"{name} must be a JAX array, got {type(x).__name__}")
+    return jnp.asarray(x)
+
+
+def _float(x, name: str):
+    x = _array(x, name)
+    if x.dtype not in (jnp.float32, jnp.float64):
+        raise TypeError(f"{name} must be float32 (or float64 with jax_enable_x64), got {x.dtype}")
+    return x
+
+
+def _int32(x, name: str):
+    x = _array(x, name)
+    if x.dtype != jnp.int32:
+        raise TypeError(f"{name} must be int32, got {x.dtype} (convert with .astype(jnp.int32))")
+    return x
+
+
+def _same_dtype(x, ref, name: str, ref_name: str):
+    if x.dtype != ref.dtype:
+        raise TypeError(f"{name} must have the dtype of {ref_name} ({ref.dtype}), got {x.dtype}")
+
+
+def _image(x, name: str, b, h, w, c):
+    if x.ndim != 4 or tuple(x.shape) != (b, h, w, c):
+        raise ValueError(f"{name} must have shape [{b},{h},{w},{c}], got {list(x.shape)}")
+
+
+def _tri(tri):
+    tri = _int32(tri, "tri")
+    if tri.ndim != 2 or tri.shape[1] != 3:
+        raise ValueError(f"tri must have shape [T,3], got {list(tri.shape)}")
+    if tri.shape[0] > MAX_TRIANGLES:
+        raise ValueError(f"tri has {tri.shape[0]} triangles; at most {MAX_TRIANGLES} are supported "
+                         "(ids must be exact in float32)")
+    return tri
+
+
+def _resolution(resolution) -> tuple[int, int]:
+    return _limits.resolution(resolution)
+
+
+# ---------------------------------------------------------------------------------- rasterize
+
+def rasterize(pos, tri, resolution: Sequence[int], ranges=None, grad_db: bool = True, peel=None):
+    """Rasterize triangles: ``(rast, rast_db)``, as :func:`rastlit.rasterize`.
+
+    ``pos`` ``[B,V,4]`` (instanced) or ``[V,4]`` with ``ranges`` ``[B,2]`` int32 (range mode);
+    ``tri`` ``[T,3]`` int32; ``resolution`` ``(H, W)`` (static). ``rast`` ``[B,H,W,4]`` = (u, v, z/w,
+    id + 1) with row 0 at the bottom; ``rast_db`` ``[B,H,W,4]``. ``peel``: the previous depth
+    layer's ``rast`` (depth peeling; see :func:`depth_peel`). Differentiable in ``pos`` (through u,
+    v, and ``rast_db`` when ``grad_db``)."""
+    h, w = _resolution(resolution)
+    pos = _float(pos, "pos")
+    tri = _tri(tri)
+    if pos.ndim == 3:
+        if pos.shape[2] != 4:
+            raise ValueError(f"pos must have shape [B,V,4] (instanced mode) or [V,4] (range mode), got {list(pos.shape)}")
+        if ranges is not None:
+            raise ValueError(f"ranges is only used in range mode, with pos of shape [V,4]; got pos {list(pos.shape)} "
+                             "and ranges")
+        views = pos.shape[0]
+        ranges = jnp.zeros((0, 2), jnp.int32)
+    elif pos.ndim == 2 and pos.shape[1] == 4:
+        if ranges is None:
+            raise ValueError("range mode (pos of shape [V,4]) needs ranges, an int32 array [B,2] of (start, count)")
+        ranges = _int32(ranges, "ranges")
+        if ranges.ndim != 2 or ranges.shape[1] != 2:
+            raise ValueError(f"ranges must have shape [B,2] of (start, count), got {list(ranges.shape)}")
+        views = ranges.shape[0]
+    else:
+        raise ValueError(f"pos must have shape [B,V,4] (instanced mode) or [V,4] (range mode), got {list(pos.shape)}")
+    if peel is None:
+        peel = _empty(pos.dtype)
+    else:
+        peel = jax.lax.stop_gradient(_float(peel, "peel"))
+        _image(peel, "peel (the previous depth layer's rast)", views, h, w, 4)
+        _same_dtype(peel, pos, "peel", "pos")
+    return _rasterize(pos, tri, ranges, peel, (h, w), bool(grad_db), views)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
+def _rasterize(pos, tri, ranges, peel, res, grad_db, views):
+    return _rasterize_fwd_call(pos, tri, ranges, peel, res, views)
+
+
+def _rasterize_fwd_call(pos, tri, ranges, peel, res, views):
+    out = _sds((views, res[0], res[1], 4), pos.dtype)
+    return tuple(_call("rasterize_fwd", (out, out), pos, tri, ranges, peel))
+
+
+def _rasterize_fwd(pos, tri, ranges, peel, res, grad_db, views):
+    rast, rast_db = _rasterize_fwd_call(pos, tri, ranges, peel, res, views)
+    return (rast, rast_db), (pos, tri, ranges, rast)
+
+
+def _rasterize_bwd(res, grad_db, views, saved, cts):
+    pos, tri, ranges, rast = saved
+    g_rast, g_db = cts
+    g_db = g_db if grad_db else _empty(pos.dtype)
+    (g_pos,) = _call("rasterize_bwd", (_sds(pos.shape, pos.dtype),), pos, tri, ranges, rast, g_rast, g_db)
+    return g_pos, None, None, None
+
+
+_rasterize.defvjp(_rasterize_fwd, _rasterize_bwd)
+
+
+def depth_peel(pos, tri, resolution: Sequence[int], num_layers: int, ranges=None, grad_db: bool = True):
+    """The first ``num_layers`` depth layers, nearest first, as a list of ``(rast, rast_db)``
+    (the functional form of :class:`rastlit.DepthPeeler`): layer k + 1 holds, at every pixel, the
+    fragment after layer k's in the z-buffer's order. Each layer is differentiable in ``pos``."""
+    if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
+        raise ValueError(f"num_layers must be an int >= 1, got {num_layers!r}")
+    layers, prev = [], None
+    for _ in range(num_layers):
+        rast, rast_db = rasterize(pos, tri, resolution, ranges=ranges, grad_db=grad_db, peel=prev)
+        layers.append((rast, rast_db))
+        prev = rast
+    return layers
+
+
+# -------------------------------------------------------------------------------- interpolate
+
+def interpolate(attr, rast, tri, rast_db=None, diff_attrs=None):
+    """Interpolate vertex attributes: ``(out, out_da)``, as :func:`rastlit.interpolate`.
+
+    ``attr`` ``[B,V,A]``, ``[1,V,A]`` or ``[V,A]``; ``rast`` ``[B,H,W,4]``; ``tri`` ``[T,3]``;
+    ``rast_db`` needed for ``diff_attrs`` (a list of attribute indices or ``'all'``, static).
+    ``out`` ``[B,H,W,A]``, ``out_da`` ``[B,H,W,2*len(diff_attrs)]``. Differentiable in ``attr``,
+    ``rast`` and ``rast_db``."""
+    attr = _float(attr, "attr")
+    rast = _float(rast, "rast")
+    tri = _tri(tri)
+    if attr.ndim not in (2, 3):
+        raise ValueError(f"attr must have shape [B,V,A], [1,V,A] or [V,A], got {list(attr.shape)}")
+    if rast.ndim != 4 or rast.shape[3] != 4:
+        raise ValueError(f"rast must have shape [B,H,W,4], got {list(rast.shape)}")
+    _same_dtype(rast, attr, "rast", "attr")
+    b, h, w = rast.shape[:3]
+    if attr.ndim == 3 and attr.shape[0] not in (1, b):
+        raise ValueError(f"attr must have shape [B,V,A] with B = rast.shape[0] = {b}, [1,V,A] or [V,A], got "
+                         f"{list(attr.shape)}")
+    num_attrs = attr.shape[-1]
+    diff = _limits.diff_attrs(diff_attrs, num_attrs)
+    if diff:
+        if rast_db is None:
+            raise ValueError("diff_attrs needs rast_db, the second output of rasterize")
+        rast_db = _float(rast_db, "rast_db")
+        _image(rast_db, "rast_db", b, h, w, 4)
+        _same_dtype(rast_db, attr, "rast_db", "attr")
+    else:
+        rast_db = _empty(attr.dtype)
+    return _interpolate(attr, rast, tri, rast_db, tuple(diff))
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(4,))
+def _interpolate(attr, rast, tri, rast_db, diff):
+    return _interpolate_fwd_call(attr, rast, tri, rast_db, diff)
+
+
+def _interpolate_fwd_call(attr, rast, tri, rast_db, diff):
+    b, h, w = rast.shape[:3]
+    outs = (_sds((b, h, w, attr.shape[-1]), attr.dtype), _sds((b, h, w, 2 * len(diff)), attr.dtype))
+    return tuple(_call("interpolate_fwd", outs, attr, rast, tri, rast_db, diff_attrs=np.asarray(diff, np.int32)))
+
+
+def _interpolate_fwd(attr, rast, tri, rast_db, diff):
+    return _interpolate_fwd_call(attr, rast, tri, rast_db, diff), (attr, rast, tri, rast_db)
+
+
+def _interpolate_bwd(diff, saved, cts):
+    attr, rast, tri, rast_db = saved
+    g_out, g_da = cts
+    outs = (_sds(attr.shape, attr.dtype), _sds(rast.shape, rast.dtype), _sds(rast_db.shape, attr.dtype))
+    g_attr, g_rast, g_db = _call("interpolate_bwd", outs, attr, rast, tri, rast_db, g_out,
+                                 g_da if diff else _empty(attr.dtype), diff_attrs=np.asarray(diff, np.int32))
+    return g_attr, g_rast, None, g_db
+
+
+_interpolate.defvjp(_interpolate_fwd, _interpolate_bwd)
+
+
+# ------------------------------------------------------------------------------------ texture
+
+_TEXTURE_FILTERS = {"nearest": 0, "linear": 1, "linear-mipmap-nearest": 2, "linear-mipmap-linear": 3}
+_TEXTURE_BOUNDARIES = {"wrap": 0, "clamp": 1, "zero": 2}
+
+
+def texture_construct_mip(tex, max_mip_level: int | None = None) -> list:
+    """The mip pyramid below ``tex`` ``[B,Ht,Wt,C]``, level 1 first (2x2 box averages, as
+    :func:`rastlit.texture_construct_mip`), built with jnp ops so gradients flow to ``tex``."""
+    tex = _float(tex, "tex")
+    if tex.ndim != 4:
+        raise ValueError(f"tex must have shape [B,Ht,Wt,C], got {list(tex.shape)}")
+    limit = _limits.max_mip_level(max_mip_level)
+    limit = MAX_MIP_LEVELS if limit is None else limit
+    levels, cur = [], tex
+    h, w = tex.shape[1], tex.shape[2]
+    while len(levels) < limit and (h > 1 or w > 1):
+        if (h > 1 and h % 2) or (w > 1 and w % 2):
+            k = len(levels)
+            raise ValueError(f"texture_construct_mip: mip level {k} has size {h}x{w} (height x width), which cannot be "
+                             f"halved (each side > 1 must be even); pass max_mip_level={k} to stop there, or use a "
+                             "texture whose sides are powers of two")
+        kh, kw = (2 if h > 1 else 1), (2 if w > 1 else 1)
+        b, c = cur.shape[0], cur.shape[3]
+        cur = cur.reshape(b, h // kh, kh, w // kw, kw, c).sum(axis=(2, 4)) * (1.0 / (kh * kw))
+        h, w = h // kh, w // kw
+        levels.append(cur.astype(tex.dtype))
+    if max_mip_level is None and (h > 1 or w > 1):
+        raise ValueError(f"tex of size {tuple(tex.shape[1:3])} needs more than {MAX_MIP_LEVELS} mip levels to reach "
+                         f"1x1; pass max_mip_level <= {MAX_MIP_LEVELS}")
+    return levels
+
+
+def texture(tex, uv, uv_da=None, mip_level_bias=None, mip=None, filter_mode: str = "auto",
+            boundary_mode: str = "wrap", max_mip_level: int | None = None):
+    """Sample ``tex`` ``[B,Ht,Wt,C]`` or ``[1,Ht,Wt,C]`` at ``uv`` ``[B,H,W,2]``, as
+    :func:`rastlit.texture` (same filter and boundary modes; the mipmap modes need ``uv_da``
+    ``[B,H,W,4]`` or ``mip_level_bias`` ``[B,H,W]``). Differentiable in ``tex`` (through the
+    pyramid), ``uv``, and in trilinear mode ``uv_da`` and ``mip_level_bias``."""
+    if filter_mode == "auto":
+        filter_mode = "linear-mipmap-linear" if (uv_da is not None or mip_level_bias is not None) else "linear"
+    if boundary_mode == "cube":
+        raise NotImplementedError("texture: boundary_mode='cube' (cube maps) is not supported yet; use 'wrap', "
+                                  "'clamp' or 'zero'")
+    if filter_mode not in _TEXTURE_FILTERS:
+        raise ValueError(f"filter_mode must be one of 'auto', {', '.join(map(repr, _TEXTURE_FILTERS))}; got "
+                         f"{filter_mode!r}")
+    if boundary_mode not in _TEXTURE_BOUNDARIES:
+        raise ValueError(f"boundary_mode must be one of {', '.join(map(repr, _TEXTURE_BOUNDARIES))}; got "
+                         f"{boundary_mode!r}")
+    max_mip_level = _limits.max_mip_level(max_mip_level)
+    tex = _float(tex, "tex")
+    uv = _float(uv, "uv")
+    if tex.ndim != 4 or min(tex.shape[1:]) < 1:
+        raise ValueError(f"tex must have shape [B,Ht,Wt,C] (or [1,Ht,Wt,C]) with Ht, Wt, C >= 1, got "
+                         f"{list(tex.shape)}")
+    if uv.ndim != 4 or uv.shape[3] != 2:
+        raise ValueError(f"uv must have shape [B,H,W,2], got {list(uv.shape)}")
+    _same_dtype(uv, tex, "uv", "tex")
+    b, h, w = uv.shape[:3]
+    if tex.shape[0] not in (1, b):
+        raise ValueError(f"tex must have shape [1,Ht,Wt,C] or [B,Ht,Wt,C] with B = uv.shape[0] = {b}, got "
+                         f"{list(tex.shape)}")
+    mipmapped = "mipmap" in filter_mode
+    if mipmapped and max_mip_level == 0:
+        filter_mode, mipmapped = "linear", False  # as documented (and as nvdiffrast): no levels
+    if mipmapped and uv_da is None and mip_level_bias is None:
+        raise ValueError(f"filter_mode={filter_mode!r} needs uv_da or mip_level_bias to choose the mip level")
+    if not mipmapped:
+        mips, uv_da, mip_level_bias = [], None, None
+    elif mip is None:
+        mips = texture_construct_mip(tex, max_mip_level)
+    else:
+        if not isinstance(mip, (list, tuple)):
+            raise TypeError("mip must be the list of arrays that texture_construct_mip(tex) returns")
+        mips = list(mip)[:max_mip_level] if max_mip_level is not None else list(mip)
+    if len(mips) > MAX_MIP_LEVELS:
+        raise ValueError(f"at most {MAX_MIP_LEVELS} mip levels are supported, got {len(mips)}; pass max_mip_level")
+    lh, lw = tex.shape[1], tex.shape[2]
+    for k, m in enumerate(mips):
+        m = _float(m, f"mip[{k}]")
+        lh, lw = max(lh // 2, 1), max(lw // 2, 1)
+        if tuple(m.shape) != (tex.shape[0], lh, lw, tex.shape[3]):
+            raise ValueError(f"mip level {k + 1} must have shape [{tex.shape[0]},{lh},{lw},{tex.shape[3]}], got "
+                             f"{list(m.shape)}; build it with texture_construct_mip(tex)")
+        _same_dtype(m, tex, "mip levels", "tex")
+    if uv_da is not None:
+        uv_da = _float(uv_da, "uv_da")
+        _image(uv_da, "uv_da", b, h, w, 4)
+        _same_dtype(uv_da, tex, "uv_da", "tex")
+    else:
+        uv_da = _empty(tex.dtype)
+    if mip_level_bias is not None:
+        mip_level_bias = _float(mip_level_bias, "mip_level_bias")
+        if tuple(mip_level_bias.shape) != (b, h, w):
+            raise ValueError(f"mip_level_bias must have shape [{b},{h},{w}], got {list(mip_level_bias.shape)}")
+        _same_dtype(mip_level_bias, tex, "mip_level_bias", "tex")
+    else:
+        mip_level_bias = _empty(tex.dtype)
+    modes = (_TEXTURE_FILTERS[filter_mode], _TEXTURE_BOUNDARIES[boundary_mode])
+    return _texture(tex, uv, uv_da, mip_level_bias, tuple(mips), modes)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(5,))
+def _texture(tex, uv, uv_da, bias, mips, modes):
+    return _texture_fwd_call(tex, uv, uv_da, bias, mips, modes)
+
+
+def _texture_fwd_call(tex, uv, uv_da, bias, mips, modes):
+    out = _sds((*uv.shape[:3], tex.shape[3]), tex.dtype)
+    (res,) = _call("texture_fwd", (out,), tex, uv, uv_da, bias, *mips, filter=np.int64(modes[0]),
+                   boundary=np.int64(modes[1]))
+    return res
+
+
+def _texture_fwd(tex, uv, uv_da, bias, mips, modes):
+    return _texture_fwd_call(tex, uv, uv_da, bias, mips, modes), (tex, uv, uv_da, bias, mips)
+
+
+def _texture_bwd(modes, saved, g_out):
+    tex, uv, uv_da, bias, mips = saved
+    outs = [_sds(x.shape, x.dtype) for x in (tex, uv, uv_da, bias, *mips)]
+    g = _call("texture_bwd", outs, tex, uv, uv_da, bias, g_out, *mips, filter=np.int64(modes[0]),
+              boundary=np.int64(modes[1]))
+    return g[0], g[1], g[2], g[3], tuple(g[4:])
+
+
+_texture.defvjp(_texture_fwd, _texture_bwd)
+
+
+# ---------------------------------------------------------------------------------- antialias
+
+def antialias_construct_topology_hash(tri):
+    """``[T,6]`` int32 edge topology of ``tri`` for :func:`antialias` (as
+    :func:`rastlit.antialias_construct_topology_hash`: opposite vertex, then the triangle across
+    each edge; -1 on a boundary, -2 when non-manifold or degenerate). Works on concrete and
+    traced ``tri``."""
+    tri = _tri(tri)
+    n = tri.shape[0]
+    if n == 0:
+        return jnp.zeros((0, 6), jnp.int32)
+    t = tri.astype(jnp.int64) if jax.config.jax_enable_x64 else tri
+    a = t[:, jnp.array([1, 2, 0])].reshape(-1)
+    b = t[:, jnp.array([2, 0, 1])].reshape(-1)
+    own = t.reshape(-1)
+    lo, hi = jnp.minimum(a, b), jnp.maximum(a, b)
+    deg = jnp.repeat((t[:, 0] == t[:, 1]) | (t[:, 1] == t[:, 2]) | (t[:, 0] == t[:, 2]), 3)
+    m = 3 * n
+    # sort the edges by (lo, hi), degenerate triangles' edges apart (each its own key)
+    idx = jnp.arange(m)
+    lo = jnp.where(deg, -1 - idx, lo)
+    hi = jnp.where(deg, 0, hi)
+    order = jnp.lexsort((idx, hi, lo))
+    ls, hs = lo[order], hi[order]
+    first = jnp.ones((m,), bool).at[1:].set((ls[1:] != ls[:-1]) | (hs[1:] != hs[:-1]))
+    run = jnp.cumsum(first) - 1
+    count = jnp.bincount(run, length=m)[run]
+    partner = jnp.clip(jnp.where(first, idx + 1, idx - 1), 0, m - 1)
+    p_edge = order[partner]
+    opp_sorted = jnp.where(count == 2, own[p_edge], jnp.where(count == 1, -1, -2))
+    nbr_sorted = jnp.where(count == 2, p_edge // 3, jnp.where(count == 1, -1, -2))
+    bad = deg[order]
+    opp_sorted = jnp.where(bad, -2, opp_sorted)
+    nbr_sorted = jnp.where(bad, -2, nbr_sorted)
+    opp = jnp.zeros((m,), opp_sorted.dtype).at[order].set(opp_sorted)
+    nbr = jnp.zeros((m,), nbr_sorted.dtype).at[order].set(nbr_sorted)
+    return jnp.concatenate([opp.reshape(n, 3), nbr.reshape(n, 3)], 1).astype(jnp.int32)
+
+
+def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost: float = 1.0):
+    """Analytic antialiasing of silhouette edges, as :func:`rastlit.antialias`: ``color``
+    ``[B,H,W,C]``, ``rast`` from :func:`rasterize`, ``pos`` ``[B,V,4]`` or ``[V,4]``, ``tri``
+    ``[T,3]``. Differentiable in ``color`` and ``pos`` (times ``pos_gradient_boost``)."""
+    color = _float(color, "color")
+    rast = _float(rast, "rast")
+    pos = _float(pos, "pos")
+    tri = _tri(tri)
+    if color.ndim != 4:
+        raise ValueError(f"color must have shape [B,H,W,C], got {list(color.shape)}")
+    b, h, w, _ = color.shape
+    _image(rast, "rast", b, h, w, 4)
+    _same_dtype(rast, color, "rast", "color")
+    _same_dtype(pos, color, "pos", "color")
+    if not ((pos.ndim == 3 and pos.shape[0] == b and pos.shape[2] == 4) or (pos.ndim == 2 and pos.shape[1] == 4)):
+        raise ValueError(f"pos must have shape [B,V,4] with B = color.shape[0] = {b} (instanced mode) or [V,4] "
+                         f"(range mode), got {list(pos.shape)}")
+    if isinstance(pos_gradient_boost, bool) or not isinstance(pos_gradient_boost, (int, float)) or \
+            not math.isfinite(pos_gradient_boost):
+        raise TypeError(f"pos_gradient_boost must be a finite number, got {pos_gradient_boost!r}")
+    if topology_hash is None:
+        topology_hash = antialias_construct_topology_hash(tri)
+    topology_hash = _int32(topology_hash, "topology_hash")
+    if tuple(topology_hash.shape) != (tri.shape[0], 6):
+        raise ValueError(f"topology_hash must have shape [T,6] = [{tri.shape[0]},6] to match tri, got "
+                         f"{list(topology_hash.shape)}: build it with antialias_construct_topology_hash(tri)")
+    return _antialias(color, rast, pos, tri, topology_hash, float(pos_gradient_boost))
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(5,))
+def _antialias(color, rast, pos, tri, topo, boost):
+    return _antialias_fwd_call(color, rast, pos, tri, topo)[0]
+
+
+def _antialias_fwd_call(color, rast, pos, tri, topo):
+    outs = (_sds(color.shape, color.dtype), _sds((*color.shape[:3], 4), jnp.int32))
+    return tuple(_call("antialias_fwd", outs, color, rast, pos, tri, topo))
+
+
+def _antialias_fwd(color, rast, pos, tri, topo, boost):
+    out, work = _antialias_fwd_call(color, rast, pos, tri, topo)
+    return out, (color, rast, pos, tri, topo, work)
+
+
+def _antialias_bwd(boost, saved, g_out):
+    color, rast, pos, tri, topo, work = saved
+    outs = (_sds(color.shape, color.dtype), _sds(pos.shape, pos.dtype))
+    g_color, g_pos = _call("antialias_bwd", outs, color, rast, pos, tri, topo, work, g_out)
+    if boost != 1.0:
+        g_pos = g_pos * jnp.asarray(boost, g_pos.dtype)
+    return g_color, None, g_pos, None, None
+
+
+_antialias.defvjp(_antialias_fwd, _antialias_bwd)
