@@ -265,8 +265,12 @@ def texture_construct_mip(tex, max_mip_level: int | None = None) -> list:
                              f"halved (each side > 1 must be even); pass max_mip_level={k} to stop there, or use a "
                              "texture whose sides are powers of two")
         kh, kw = (2 if h > 1 else 1), (2 if w > 1 else 1)
-        b, c = cur.shape[0], cur.shape[3]
-        cur = cur.reshape(b, h // kh, kh, w // kw, kw, c).sum(axis=(2, 4)) * (1.0 / (kh * kw))
+        # rows, then columns, then the scale: the torch op's order of additions (bitwise equal)
+        if kh == 2:
+            cur = cur[:, 0::2] + cur[:, 1::2]
+        if kw == 2:
+            cur = cur[:, :, 0::2] + cur[:, :, 1::2]
+        cur = cur * jnp.asarray(1.0 / (kh * kw), cur.dtype)
         h, w = h // kh, w // kw
         levels.append(cur.astype(tex.dtype))
     if max_mip_level is None and (h > 1 or w > 1):
