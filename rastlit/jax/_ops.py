@@ -42,10 +42,85 @@ def _register() -> None:
     _registered = True
 
 
-def _call(name: str, outs, *args, **attrs):
+def _ffi(name: str, outs, *args, **attrs):
     _register()
-    # a vmapped call runs the kernel once per batch element (each handler takes one batch of views)
+    # vmap of a kernel call is handled by _folding (a fallback that vmap_method covers: a loop)
     return jax.ffi.ffi_call(f"rastlit_{name}", outs, vmap_method="sequential")(*args, **attrs)
+
+
+# ------------------------------------------------------------------------------------- vmap
+# Every kernel takes a batch of views. Under vmap, the mapped axis is folded into the view axis,
+# so one kernel call renders all of them: each argument has a kind,
+#   "V": per view (leading axis = the B views);
+#   "P": per view or shared by all views (rank `full` with a leading B or 1, or rank full - 1);
+#        when the call is batched it is broadcast to [N,B,...] and folded;
+#   "E": an optional input, a zero-size placeholder when absent (else as "V");
+#   "S": shared and never folded (tri, ranges, topology): when it is batched, the call falls back
+#        to lax.map over the mapped axis.
+# Each output is "V" (per view: unfolded to [N,B,...]) or ("G", i): the gradient of "P" argument
+# i, unfolded and summed back over the views that shared it.
+
+def _folding(call, kinds: tuple, out_kinds: tuple, fulls: tuple):
+    """``call(*arrays) -> tuple`` made a custom_vmap function that folds a vmapped axis into the
+    kernels' view axis (see above). ``fulls[i]``: the full rank of "P" argument i."""
+
+    @jax.custom_batching.custom_vmap
+    def fn(*args):
+        return call(*args)
+
+    @fn.def_vmap
+    def rule(axis_size, in_batched, *args):
+        n = axis_size
+        if any(b for b, k in zip(in_batched, kinds) if k == "S"):
+            def one(xs):
+                it = iter(xs)
+                return fn(*[next(it) if b else a for a, b in zip(args, in_batched)])
+            outs = jax.lax.map(one, tuple(a for a, b in zip(args, in_batched) if b))
+            return outs, tuple(True for _ in outs)
+        views = None
+        for a, b, k in zip(args, in_batched, kinds):
+            if k in ("V", "E") and a.size:
+                views = a.shape[1] if b else a.shape[0]
+                break
+        folded, orig = [], {}
+        for i, (a, b, k) in enumerate(zip(args, in_batched, kinds)):
+            if k == "S" or (k == "E" and a.size == 0):
+                folded.append(a)
+                continue
+            if k == "P":
+                r = a.ndim - (1 if b else 0)
+                orig[i] = (r, a.shape[1] if b and r == fulls[i] else (a.shape[0] if r == fulls[i] else None))
+                per = a if r == fulls[i] else (a[:, None] if b else a[None])  # [(N,)lead,...]
+                if not b:
+                    per = per[None]
+                per = jnp.broadcast_to(per, (n, views, *per.shape[2:]))
+                folded.append(per.reshape(n * views, *per.shape[2:]))
+                continue
+            full = a if b else jnp.broadcast_to(a[None], (n, *a.shape))
+            folded.append(full.reshape(n * full.shape[1], *full.shape[2:]))
+        outs = call(*folded)
+        res = []
+        for o, ok in zip(outs, out_kinds):
+            o = o.reshape(n, o.shape[0] // n, *o.shape[1:])
+            if ok != "V":
+                r, lead = orig[ok[1]]
+                if r < fulls[ok[1]]:
+                    o = o.sum(1)                   # shared by all views: [N,...]
+                elif lead == 1:
+                    o = o.sum(1, keepdims=True)    # broadcast over views: [N,1,...]
+            res.append(o)
+        return tuple(res), tuple(True for _ in res)
+
+    return fn
+
+
+def _call(name: str, outs_for, *args, kinds: tuple, out_kinds: tuple | None = None, fulls: tuple | None = None,
+          **attrs):
+    """The kernel ``name`` on ``args`` (output shapes from ``outs_for(*args)``), vmapping by
+    folding (see :func:`_folding`)."""
+    n_out = len(outs_for(*args))
+    call = lambda *a: tuple(_ffi(name, outs_for(*a), *a, **attrs))  # noqa: E731
+    return _folding(call, kinds, out_kinds or ("V",) * n_out, fulls or (0,) * len(kinds))(*args)
 
 
 def _sds(shape, dtype):
@@ -146,9 +221,17 @@ def _rasterize(pos, tri, ranges, peel, res, grad_db, views):
     return _rasterize_fwd_call(pos, tri, ranges, peel, res, views)
 
 
+def _rasterize_kinds(pos):
+    # range mode: every view reads the one vertex array through its own range, nothing folds
+    return ("V", "S", "S") if pos.ndim == 3 else ("S", "S", "S")
+
+
 def _rasterize_fwd_call(pos, tri, ranges, peel, res, views):
-    out = _sds((views, res[0], res[1], 4), pos.dtype)
-    return tuple(_call("rasterize_fwd", (out, out), pos, tri, ranges, peel))
+    def outs(pos, tri, ranges, peel):
+        v = pos.shape[0] if pos.ndim == 3 else ranges.shape[0]
+        return (_sds((v, res[0], res[1], 4), pos.dtype),) * 2
+
+    return _call("rasterize_fwd", outs, pos, tri, ranges, peel, kinds=_rasterize_kinds(pos) + ("E",))
 
 
 def _rasterize_fwd(pos, tri, ranges, peel, res, grad_db, views):
@@ -160,7 +243,8 @@ def _rasterize_bwd(res, grad_db, views, saved, cts):
     pos, tri, ranges, rast = saved
     g_rast, g_db = cts
     g_db = g_db if grad_db else _empty(pos.dtype)
-    (g_pos,) = _call("rasterize_bwd", (_sds(pos.shape, pos.dtype),), pos, tri, ranges, rast, g_rast, g_db)
+    (g_pos,) = _call("rasterize_bwd", lambda pos, *_: (_sds(pos.shape, pos.dtype),), pos, tri, ranges, rast, g_rast,
+                     g_db, kinds=_rasterize_kinds(pos) + ("V", "V", "E"))
     return g_pos, None, None, None
 
 
@@ -221,9 +305,12 @@ def _interpolate(attr, rast, tri, rast_db, diff):
 
 
 def _interpolate_fwd_call(attr, rast, tri, rast_db, diff):
-    b, h, w = rast.shape[:3]
-    outs = (_sds((b, h, w, attr.shape[-1]), attr.dtype), _sds((b, h, w, 2 * len(diff)), attr.dtype))
-    return tuple(_call("interpolate_fwd", outs, attr, rast, tri, rast_db, diff_attrs=np.asarray(diff, np.int32)))
+    def outs(attr, rast, *_):
+        b, h, w = rast.shape[:3]
+        return (_sds((b, h, w, attr.shape[-1]), attr.dtype), _sds((b, h, w, 2 * len(diff)), attr.dtype))
+
+    return _call("interpolate_fwd", outs, attr, rast, tri, rast_db, kinds=("P", "V", "S", "E"), fulls=(3, 0, 0, 0),
+                 diff_attrs=np.asarray(diff, np.int32))
 
 
 def _interpolate_fwd(attr, rast, tri, rast_db, diff):
@@ -233,9 +320,13 @@ def _interpolate_fwd(attr, rast, tri, rast_db, diff):
 def _interpolate_bwd(diff, saved, cts):
     attr, rast, tri, rast_db = saved
     g_out, g_da = cts
-    outs = (_sds(attr.shape, attr.dtype), _sds(rast.shape, rast.dtype), _sds(rast_db.shape, attr.dtype))
+    def outs(attr, rast, tri, rast_db, *_):
+        return (_sds(attr.shape, attr.dtype), _sds(rast.shape, rast.dtype), _sds(rast_db.shape, attr.dtype))
+
     g_attr, g_rast, g_db = _call("interpolate_bwd", outs, attr, rast, tri, rast_db, g_out,
-                                 g_da if diff else _empty(attr.dtype), diff_attrs=np.asarray(diff, np.int32))
+                                 g_da if diff else _empty(attr.dtype), kinds=("P", "V", "S", "E", "V", "E"),
+                                 out_kinds=(("G", 0), "V", "V"), fulls=(3, 0, 0, 0, 0, 0),
+                                 diff_attrs=np.asarray(diff, np.int32))
     return g_attr, g_rast, None, g_db
 
 
@@ -355,9 +446,9 @@ def _texture(tex, uv, uv_da, bias, mips, modes):
 
 
 def _texture_fwd_call(tex, uv, uv_da, bias, mips, modes):
-    out = _sds((*uv.shape[:3], tex.shape[3]), tex.dtype)
-    (res,) = _call("texture_fwd", (out,), tex, uv, uv_da, bias, *mips, filter=np.int64(modes[0]),
-                   boundary=np.int64(modes[1]))
+    (res,) = _call("texture_fwd", lambda tex, uv, *_: (_sds((*uv.shape[:3], tex.shape[3]), tex.dtype),),
+                   tex, uv, uv_da, bias, *mips, kinds=("P", "V", "E", "E") + ("P",) * len(mips),
+                   fulls=(4, 0, 0, 0) + (4,) * len(mips), filter=np.int64(modes[0]), boundary=np.int64(modes[1]))
     return res
 
 
@@ -367,9 +458,14 @@ def _texture_fwd(tex, uv, uv_da, bias, mips, modes):
 
 def _texture_bwd(modes, saved, g_out):
     tex, uv, uv_da, bias, mips = saved
-    outs = [_sds(x.shape, x.dtype) for x in (tex, uv, uv_da, bias, *mips)]
-    g = _call("texture_bwd", outs, tex, uv, uv_da, bias, g_out, *mips, filter=np.int64(modes[0]),
-              boundary=np.int64(modes[1]))
+    k = len(mips)
+
+    def outs(tex, uv, uv_da, bias, g_out, *mips):
+        return tuple(_sds(x.shape, x.dtype) for x in (tex, uv, uv_da, bias, *mips))
+
+    g = _call("texture_bwd", outs, tex, uv, uv_da, bias, g_out, *mips, kinds=("P", "V", "E", "E", "V") + ("P",) * k,
+              out_kinds=(("G", 0), "V", "V", "V") + tuple(("G", 5 + i) for i in range(k)),
+              fulls=(4, 0, 0, 0, 0) + (4,) * k, filter=np.int64(modes[0]), boundary=np.int64(modes[1]))
     return g[0], g[1], g[2], g[3], tuple(g[4:])
 
 
@@ -450,8 +546,11 @@ def _antialias(color, rast, pos, tri, topo, boost):
 
 
 def _antialias_fwd_call(color, rast, pos, tri, topo):
-    outs = (_sds(color.shape, color.dtype), _sds((*color.shape[:3], 4), jnp.int32))
-    return tuple(_call("antialias_fwd", outs, color, rast, pos, tri, topo))
+    def outs(color, *_):
+        return (_sds(color.shape, color.dtype), _sds((*color.shape[:3], 4), jnp.int32))
+
+    return _call("antialias_fwd", outs, color, rast, pos, tri, topo, kinds=("V", "V", "P", "S", "S"),
+                 fulls=(0, 0, 3, 0, 0))
 
 
 def _antialias_fwd(color, rast, pos, tri, topo, boost):
@@ -461,8 +560,11 @@ def _antialias_fwd(color, rast, pos, tri, topo, boost):
 
 def _antialias_bwd(boost, saved, g_out):
     color, rast, pos, tri, topo, work = saved
-    outs = (_sds(color.shape, color.dtype), _sds(pos.shape, pos.dtype))
-    g_color, g_pos = _call("antialias_bwd", outs, color, rast, pos, tri, topo, work, g_out)
+    def outs(color, rast, pos, *_):
+        return (_sds(color.shape, color.dtype), _sds(pos.shape, pos.dtype))
+
+    g_color, g_pos = _call("antialias_bwd", outs, color, rast, pos, tri, topo, work, g_out,
+                           kinds=("V", "V", "P", "S", "S", "V", "V"), out_kinds=("V", ("G", 2)), fulls=(0, 0, 3, 0, 0, 0, 0))
     if boost != 1.0:
         g_pos = g_pos * jnp.asarray(boost, g_pos.dtype)
     return g_color, None, g_pos, None, None
