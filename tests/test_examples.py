@@ -20,7 +20,7 @@ def _run(script: str, cwd: Path) -> str:
     return r.stdout
 
 
-@pytest.mark.parametrize("script", ["render_textured.py", "fit_silhouette.py"])
+@pytest.mark.parametrize("script", ["render_textured.py", "fit_silhouette.py", "jax_fit_cube.py"])
 def test_readme_shows_the_example_verbatim(script):
     code = (ROOT / "examples" / script).read_text()
     body = code.split('"""', 2)[2].strip()  # without the docstring
@@ -43,3 +43,13 @@ def test_fit_silhouette_example_reduces_the_loss(tmp_path):
     losses = [float(x) for x in re.findall(r"silhouette MSE ([0-9.]+)", out)]
     assert len(losses) >= 2
     assert losses[-1] < 0.1 * losses[0], out
+
+
+def test_jax_fit_cube_example_recovers_the_cube(tmp_path):
+    pytest.importorskip("jax")
+    pytest.importorskip("optax")
+    out = _run("jax_fit_cube.py", tmp_path)
+    rows = re.findall(r"image MSE ([0-9.]+), largest vertex error ([0-9.]+)", out)
+    assert len(rows) >= 2, out
+    (mse0, err0), (mse1, err1) = map(float, rows[0]), map(float, rows[-1])
+    assert mse1 < 1e-3 * mse0 and err1 < 0.01 < err0, out
