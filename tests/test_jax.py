@@ -377,5 +377,7 @@ def test_only_the_handlers_are_exported():
     if out.returncode != 0:
         pytest.skip("nm not available")
     names = {line.split()[-1] for line in out.stdout.splitlines() if " T " in line}
-    assert names == {f"rastlit_{n}" for n in ("rasterize_fwd", "rasterize_bwd", "interpolate_fwd", "interpolate_bwd",
-                                             "texture_fwd", "texture_bwd", "antialias_fwd", "antialias_bwd")}, names
+    cpu = {f"rastlit_{n}" for n in ("rasterize_fwd", "rasterize_bwd", "interpolate_fwd", "interpolate_bwd",
+                                    "texture_fwd", "texture_bwd", "antialias_fwd", "antialias_bwd")}
+    expected = cpu | ({f"{n}_cuda" for n in cpu} if _build.cuda_enabled() else set())
+    assert names == expected, names

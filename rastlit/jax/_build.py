@@ -32,6 +32,35 @@ _CFLAGS = ["-O3", "-std=c++17", "-fPIC", "-fopenmp", "-ffp-contract=off", "-fvis
 _LDFLAGS = ["-shared", "-fopenmp"]
 _KERNELS = ["rasterize/rasterize_cpu.cpp", "interpolate/interpolate_cpu.cpp", "texture/texture_cpu.cpp",
             "antialias/antialias_cpu.cpp"]
+_CUDA_KERNELS = ["jax/ffi_cuda.cu", "rasterize/rasterize_cuda.cu", "interpolate/interpolate_cuda.cu",
+                 "texture/texture_cuda.cu", "antialias/antialias_cuda.cu"]
+# -fmad=false: the CUDA twin of -ffp-contract=off (see rastlit/_build.py)
+_NVCC_FLAGS = ["-O3", "-std=c++17", "-fmad=false", "-Xcompiler", "-fPIC,-fvisibility=hidden"]
+
+
+def cuda_enabled() -> bool:
+    """Build the CUDA handlers too: JAX sees a GPU and nvcc is found (RASTLIT_NO_CUDA=1: never)."""
+    if os.environ.get("RASTLIT_NO_CUDA") == "1" or shutil.which("nvcc") is None:
+        return False
+    import jax
+
+    try:
+        return any(d.platform == "gpu" for d in jax.devices())
+    except RuntimeError:
+        return False
+
+
+def _cuda_arch_flags() -> list[str]:
+    """-gencode flags for the visible GPUs (or $TORCH_CUDA_ARCH_LIST-style $RASTLIT_CUDA_ARCH, e.g. "8.0;9.0")."""
+    archs = os.environ.get("RASTLIT_CUDA_ARCH")
+    if archs:
+        caps = [a.strip().replace(".", "") for a in archs.replace(",", ";").split(";") if a.strip()]
+    else:
+        import jax
+
+        caps = sorted({str(getattr(d, "compute_capability", "")).replace(".", "") for d in jax.devices()
+                       if d.platform == "gpu"} - {""}) or ["80", "90"]
+    return [f"-gencode=arch=compute_{c},code=sm_{c}" for c in caps]
 
 
 def csrc_dir() -> Path:
@@ -59,19 +88,22 @@ def ffi_api_version() -> tuple[int, int]:
     return int(major.group(1)), int(minor.group(1))
 
 
-def _sources(root: Path) -> list[Path]:
-    return [root / "jax" / "ffi_cpu.cpp"] + [root / k for k in _KERNELS]
+def _sources(root: Path, with_cuda: bool = False) -> list[Path]:
+    cpu = [root / "jax" / "ffi_cpu.cpp"] + [root / k for k in _KERNELS]
+    return cpu + ([root / k for k in _CUDA_KERNELS] if with_cuda else [])
 
 
 def _stamp(root: Path) -> str:
     import jaxlib
 
     h = hashlib.sha256()
-    files = sorted(set(_sources(root)) | set(root.rglob("*.h")))
+    files = sorted(set(_sources(root, True)) | set(root.rglob("*.h")) | set(root.rglob("*.cuh")))
     for p in files:
         h.update(str(p.relative_to(root)).encode())
         h.update(p.read_bytes())
-    h.update(repr((_CFLAGS, _LDFLAGS, jaxlib.__version__, ffi_api_version(), os.environ.get("CXX", "c++"))).encode())
+    cuda = cuda_enabled()
+    h.update(repr((_CFLAGS, _LDFLAGS, jaxlib.__version__, ffi_api_version(), os.environ.get("CXX", "c++"), cuda,
+                   _NVCC_FLAGS + _cuda_arch_flags() if cuda else None)).encode())
     return h.hexdigest()
 
 
@@ -81,29 +113,38 @@ def build_dir() -> Path:
     base = os.environ.get("RASTLIT_BUILD_DIR")
     root = Path(base) if base else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rastlit"
     major, minor = ffi_api_version()
-    return root / f"jax{jaxlib.__version__}-ffi{major}.{minor}-py{sys.version_info[0]}{sys.version_info[1]}"
+    tag = f"jax{jaxlib.__version__}-ffi{major}.{minor}-py{sys.version_info[0]}{sys.version_info[1]}"
+    return root / (tag + ("-cuda" if cuda_enabled() else ""))
 
 
-def _ninja_file(root: Path, bdir: Path) -> str:
+def _ninja_file(root: Path, bdir: Path, with_cuda: bool) -> str:
     cxx = os.environ.get("CXX", "c++")
     inc = [f"-I{root}", f"-isystem {ffi_include_dir()}"]
+    ldflags = list(_LDFLAGS)
+    if with_cuda:
+        cuda_home = Path(shutil.which("nvcc")).resolve().parent.parent
+        ldflags += [f"-L{cuda_home / 'lib64'}", "-lcudart"]
     lines = [
         "ninja_required_version = 1.3",
         f"cxx = {cxx}",
         f"cflags = {' '.join(_CFLAGS + inc)}",
-        f"ldflags = {' '.join(_LDFLAGS)}",
+        f"ldflags = {' '.join(ldflags)}",
+        f"nvcc = {shutil.which('nvcc') or 'nvcc'}",
+        f"nvflags = {' '.join(_NVCC_FLAGS + (_cuda_arch_flags() if with_cuda else []) + inc)} -ccbin {cxx}",
         "rule cxx",
         "  command = $cxx -MMD -MF $out.d $cflags -c $in -o $out",
         "  depfile = $out.d",
         "  deps = gcc",
+        "rule nvcc",
+        "  command = $nvcc $nvflags -c $in -o $out",
         "rule link",
         "  command = $cxx $in $ldflags -o $out",
     ]
     objs = []
-    for src in _sources(root):
+    for src in _sources(root, with_cuda):
         obj = src.relative_to(root).with_suffix(".o").as_posix().replace("/", "_")
         objs.append(obj)
-        lines.append(f"build {obj}: cxx {src}")
+        lines.append(f"build {obj}: {'nvcc' if src.suffix == '.cu' else 'cxx'} {src}")
     lines.append(f"build {_LIB_NAME}.tmp: link {' '.join(objs)}")
     lines.append(f"default {_LIB_NAME}.tmp")
     return "\n".join(lines) + "\n"
@@ -125,11 +166,12 @@ def library_path(verbose: bool = False) -> Path:
         ninja = shutil.which("ninja")
         if ninja is None:
             raise RuntimeError("rastlit.jax: building the JAX library needs ninja on PATH (pip install ninja)")
-        print(f"compiling rastlit's JAX library, once, ~15 s (cache: {bdir})", file=sys.stderr, flush=True)
+        what = "CPU and CUDA, ~2 min" if cuda_enabled() else "CPU, ~15 s"
+        print(f"compiling rastlit's JAX library ({what}), once (cache: {bdir})", file=sys.stderr, flush=True)
         t0 = time.time()
         stamp_file.unlink(missing_ok=True)
         with _compiler_env():
-            (bdir / "build.ninja").write_text(_ninja_file(root, bdir))
+            (bdir / "build.ninja").write_text(_ninja_file(root, bdir, cuda_enabled()))
             r = subprocess.run([ninja, "-C", str(bdir)] + (["-v"] if verbose else []), capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError(f"rastlit.jax: building the JAX library failed:\n{r.stdout[-6000:]}\n{r.stderr[-3000:]}")

@@ -36,9 +36,14 @@ def _register() -> None:
     if _registered:
         return
     lib = _build.load()
+    cuda = _build.cuda_enabled()
     for name in _TARGETS:
-        sym = getattr(lib, f"rastlit_{name}")
-        jax.ffi.register_ffi_target(f"rastlit_{name}", jax.ffi.pycapsule(sym), platform="cpu")
+        # one target name, the same operands, a handler per platform
+        jax.ffi.register_ffi_target(f"rastlit_{name}", jax.ffi.pycapsule(getattr(lib, f"rastlit_{name}")),
+                                    platform="cpu")
+        if cuda:
+            jax.ffi.register_ffi_target(f"rastlit_{name}", jax.ffi.pycapsule(getattr(lib, f"rastlit_{name}_cuda")),
+                                        platform="CUDA")
     _registered = True
 
 
