@@ -25,24 +25,12 @@ from . import _build
 
 _build.load()
 
-MAX_RESOLUTION = 16384
-"""Largest image side, in pixels, that rasterize accepts."""
-MAX_TRIANGLES = 2**24 - 1
-"""Most triangles in ``tri``: ``triangle_id + 1`` must be exact in float32."""
+from ._limits import MAX_RESOLUTION, MAX_TRIANGLES  # noqa: E402  (shared with rastlit.jax)
 
 _ops = torch.ops.rastlit
 
-def _resolution(resolution) -> tuple[int, int]:
-    try:
-        h, w = resolution
-        h, w = int(h), int(w)
-    except (TypeError, ValueError):
-        raise ValueError(f"resolution must be a pair (height, width) of ints, got {resolution!r}") from None
-    if not (1 <= h <= MAX_RESOLUTION and 1 <= w <= MAX_RESOLUTION):
-        raise ValueError(
-            f"resolution must be (height, width) with each side in [1, {MAX_RESOLUTION}], got ({h}, {w})"
-        )
-    return h, w
+# resolution parsing shared with rastlit.jax: ints only (no truncation, no string unpacking)
+from ._limits import resolution as _resolution  # noqa: E402
 
 def _check_device_supported(device: torch.device, name: str) -> None:
     """A clear message for tensors on a device this build has no kernels for (the dispatcher's
@@ -170,8 +158,7 @@ def interpolate(
 
 _TEXTURE_FILTERS = {"nearest": 0, "linear": 1, "linear-mipmap-nearest": 2, "linear-mipmap-linear": 3}
 _TEXTURE_BOUNDARIES = {"wrap": 0, "clamp": 1, "zero": 2}
-MAX_MIP_LEVELS = 15
-"""Most mip levels below the texture (a full pyramid of a 32768-texel side)."""
+from ._limits import MAX_MIP_LEVELS  # noqa: E402
 
 def texture_construct_mip(tex: torch.Tensor, max_mip_level: int | None = None) -> list[torch.Tensor]:
     """Build the mip pyramid of ``tex`` once, to pass as ``texture(..., mip=...)``.
