@@ -214,8 +214,8 @@ ffi::Error interpolate_bwd(B& be, ffi::AnyBuffer attr, ffi::AnyBuffer rast, ffi:
     q.grad_out = data<T>(grad_out);
     q.grad_out_da = data<T>(grad_out_da);
     q.grad_attr = zeroed<T>(be, grad_attr);
-    q.grad_rast = zeroed<T>(be, grad_rast);
-    q.grad_rast_db = zeroed<T>(be, grad_rast_db);
+    q.grad_rast = data<T>(grad_rast);  // written at every pixel by the kernel (as in the torch op)
+    q.grad_rast_db = data<T>(grad_rast_db);
     return be.launch("interpolate backward", [&] { return interpolate_bwd_cpu(q); },
                      [&](const auto& ws) { return interpolate_bwd_cuda(q, ws); });
   });
@@ -291,9 +291,9 @@ ffi::Error texture_bwd(B& be, ffi::AnyBuffer tex, ffi::AnyBuffer uv, ffi::AnyBuf
       if (g.has_error()) return g.error();
       q.grad_levels[k + 1] = zeroed<T>(be, *g);
     }
-    q.grad_uv = zeroed<T>(be, grad_uv);
-    q.grad_uv_da = zeroed<T>(be, grad_uv_da);
-    q.grad_bias = zeroed<T>(be, grad_bias);
+    q.grad_uv = data<T>(grad_uv);  // per-pixel outputs, written in full by the kernel
+    q.grad_uv_da = data<T>(grad_uv_da);
+    q.grad_bias = data<T>(grad_bias);
     return be.launch("texture backward", [&] { return texture_bwd_cpu(q); },
                      [&](const auto& ws) { return texture_bwd_cuda(q, ws); });
   });

@@ -136,6 +136,21 @@ def _empty(dtype):
     return jnp.zeros((0,), dtype)
 
 
+# The custom_vjp rules use symbolic zeros: the forward rule gets CustomVJPPrimal wrappers, and a
+# cotangent that is known to be zero arrives as a SymbolicZero, so an unused rast_db (or out_da)
+# costs the backward kernel nothing, as an undefined gradient does in the torch ops.
+def _primal(x):
+    return x.value if isinstance(x, jax.custom_derivatives.CustomVJPPrimal) else x
+
+
+def _is_zero(ct) -> bool:
+    return isinstance(ct, jax.custom_derivatives.SymbolicZero)
+
+
+def _dense(ct, like):
+    return jnp.zeros(like.shape, like.dtype) if _is_zero(ct) else ct
+
+
 # ------------------------------------------------------------------------------------- checks
 
 def _array(x, name: str):
@@ -240,6 +255,7 @@ def _rasterize_fwd_call(pos, tri, ranges, peel, res, views):
 
 
 def _rasterize_fwd(pos, tri, ranges, peel, res, grad_db, views):
+    pos, tri, ranges, peel = map(_primal, (pos, tri, ranges, peel))
     rast, rast_db = _rasterize_fwd_call(pos, tri, ranges, peel, res, views)
     return (rast, rast_db), (pos, tri, ranges, rast)
 
@@ -247,13 +263,14 @@ def _rasterize_fwd(pos, tri, ranges, peel, res, grad_db, views):
 def _rasterize_bwd(res, grad_db, views, saved, cts):
     pos, tri, ranges, rast = saved
     g_rast, g_db = cts
-    g_db = g_db if grad_db else _empty(pos.dtype)
+    g_rast = _dense(g_rast, rast)
+    g_db = g_db if grad_db and not _is_zero(g_db) else _empty(pos.dtype)
     (g_pos,) = _call("rasterize_bwd", lambda pos, *_: (_sds(pos.shape, pos.dtype),), pos, tri, ranges, rast, g_rast,
                      g_db, kinds=_rasterize_kinds(pos) + ("V", "V", "E"))
     return g_pos, None, None, None
 
 
-_rasterize.defvjp(_rasterize_fwd, _rasterize_bwd)
+_rasterize.defvjp(_rasterize_fwd, _rasterize_bwd, symbolic_zeros=True)
 
 
 def depth_peel(pos, tri, resolution: Sequence[int], num_layers: int, ranges=None, grad_db: bool = True):
@@ -319,12 +336,16 @@ def _interpolate_fwd_call(attr, rast, tri, rast_db, diff):
 
 
 def _interpolate_fwd(attr, rast, tri, rast_db, diff):
+    attr, rast, tri, rast_db = map(_primal, (attr, rast, tri, rast_db))
     return _interpolate_fwd_call(attr, rast, tri, rast_db, diff), (attr, rast, tri, rast_db)
 
 
 def _interpolate_bwd(diff, saved, cts):
     attr, rast, tri, rast_db = saved
     g_out, g_da = cts
+    b, h, w = rast.shape[:3]
+    g_out = jnp.zeros((b, h, w, attr.shape[-1]), attr.dtype) if _is_zero(g_out) else g_out
+    g_da = _empty(attr.dtype) if _is_zero(g_da) else g_da
     def outs(attr, rast, tri, rast_db, *_):
         return (_sds(attr.shape, attr.dtype), _sds(rast.shape, rast.dtype), _sds(rast_db.shape, attr.dtype))
 
@@ -335,7 +356,7 @@ def _interpolate_bwd(diff, saved, cts):
     return g_attr, g_rast, None, g_db
 
 
-_interpolate.defvjp(_interpolate_fwd, _interpolate_bwd)
+_interpolate.defvjp(_interpolate_fwd, _interpolate_bwd, symbolic_zeros=True)
 
 
 # ------------------------------------------------------------------------------------ texture
@@ -458,11 +479,14 @@ def _texture_fwd_call(tex, uv, uv_da, bias, mips, modes):
 
 
 def _texture_fwd(tex, uv, uv_da, bias, mips, modes):
+    tex, uv, uv_da, bias = map(_primal, (tex, uv, uv_da, bias))
+    mips = tuple(map(_primal, mips))
     return _texture_fwd_call(tex, uv, uv_da, bias, mips, modes), (tex, uv, uv_da, bias, mips)
 
 
 def _texture_bwd(modes, saved, g_out):
     tex, uv, uv_da, bias, mips = saved
+    g_out = jnp.zeros((*uv.shape[:3], tex.shape[3]), tex.dtype) if _is_zero(g_out) else g_out
     k = len(mips)
 
     def outs(tex, uv, uv_da, bias, g_out, *mips):
@@ -474,7 +498,7 @@ def _texture_bwd(modes, saved, g_out):
     return g[0], g[1], g[2], g[3], tuple(g[4:])
 
 
-_texture.defvjp(_texture_fwd, _texture_bwd)
+_texture.defvjp(_texture_fwd, _texture_bwd, symbolic_zeros=True)
 
 
 # ---------------------------------------------------------------------------------- antialias
@@ -559,12 +583,15 @@ def _antialias_fwd_call(color, rast, pos, tri, topo):
 
 
 def _antialias_fwd(color, rast, pos, tri, topo, boost):
+    color, rast, pos, tri, topo = map(_primal, (color, rast, pos, tri, topo))
     out, work = _antialias_fwd_call(color, rast, pos, tri, topo)
     return out, (color, rast, pos, tri, topo, work)
 
 
 def _antialias_bwd(boost, saved, g_out):
     color, rast, pos, tri, topo, work = saved
+    g_out = _dense(g_out, color)
+
     def outs(color, rast, pos, *_):
         return (_sds(color.shape, color.dtype), _sds(pos.shape, pos.dtype))
 
@@ -575,4 +602,4 @@ def _antialias_bwd(boost, saved, g_out):
     return g_color, None, g_pos, None, None
 
 
-_antialias.defvjp(_antialias_fwd, _antialias_bwd)
+_antialias.defvjp(_antialias_fwd, _antialias_bwd, symbolic_zeros=True)
