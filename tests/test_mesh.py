@@ -535,11 +535,11 @@ def test_library_imports_no_training_stack_nor_trimesh():
 def test_package_exports():
     """Everything public (and what the rest of the repository uses) is importable from
     ``rastlit.mesh`` itself; __all__ names only what exists."""
-    from rastlit.mesh import (Mesh, bake_vertex_colors, bumpy_sphere, cube, face_areas,  # noqa: F401
+    from rastlit.mesh import (Mesh, atlas_size, bake_vertex_colors, bumpy_sphere, cube, face_areas,  # noqa: F401
                               face_normals, icosphere, load_mesh, load_texture, normalize_to_unit_box,
                               plane, sample_points, save_mesh, save_texture, signed_volume, torus,
                               torus_knot, triangle_atlas, uv_sphere, vertex_normals)
 
-    assert len(M.__all__) == len(set(M.__all__)) == 20
+    assert len(M.__all__) == len(set(M.__all__)) == 21
     assert all(hasattr(M, n) for n in M.__all__)
     assert M.Mesh.__module__ == "rastlit.mesh.structures" and M.torus.__module__ == "rastlit.mesh.primitives"

@@ -207,3 +207,18 @@ def test_bake_roundtrip_obj_glb_and_renders(baked, tmp_path):
         arr = np.asarray(img.convert("RGB"), dtype=np.float32)[::-1].copy() / 255
         uvt = torch.from_numpy(np.asarray(t.visual.uv, dtype=np.float64)[tf])
         _check_centroids(torch.from_numpy(arr), uvt, col[f.long()], tol)
+
+
+@pytest.mark.parametrize("F", [1, 2, 3, 10, 161, 320, 10000])
+@pytest.mark.parametrize("cell", [8, 13])
+def test_atlas_size_gives_cells_of_the_asked_size(F, cell):
+    """atlas_size(F, cell) is the smallest triangle_atlas side whose grid of two-face cells holds F
+    faces with cells of exactly `cell` texels."""
+    size = M.atlas_size(F, cell)
+    g = size // cell
+    assert size == g * cell and 2 * g * g >= F and 2 * (g - 1) ** 2 < F
+    uv, _ = M.triangle_atlas(F, size)
+    # the first face's lower-left corner: one texel (the margin) inside its cell
+    assert torch.allclose(uv[0], torch.tensor([1.0, 1.0]) / size)
+    with pytest.raises(ValueError, match="cell must be an int >= 8"):
+        M.atlas_size(F, 7)
