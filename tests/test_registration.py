@@ -100,24 +100,38 @@ def test_regular_install_ships_every_kernel_source():
 
 
 def test_build_stamp_covers_every_kernel_source(tmp_path):
-    """The build stamp decides whether the extension is recompiled: editing any source or header
-    (.cuh included: tile_binning_cuda.cuh, cuda_common.cuh, ...) must change it."""
+    """The build stamps decide whether a library is recompiled: editing any source or header
+    (.cuh included: tile_binning_cuda.cuh, cuda_common.cuh, ...) must change the torch extension's
+    stamp; csrc/jax/ is the JAX library's binding, which feeds the JAX stamp (and not the torch one),
+    as does every kernel and header it is built from."""
     import shutil
     from pathlib import Path
 
     from rastlit import _build
 
+    jax_build = None
+    try:
+        from rastlit.jax import _build as jax_build
+    except ImportError:
+        pass
     csrc = Path(__file__).resolve().parent.parent / "csrc"
     root = tmp_path / "csrc"
     shutil.copytree(csrc, root)
     base = _build._stamp(root)
+    jax_base = jax_build._stamp(root) if jax_build else None
     edited = 0
     for src in sorted(root.rglob("*")):
         if not src.is_file() or src.suffix not in (".h", ".cuh", ".cpp", ".cu"):
             continue
+        rel = src.relative_to(root)
         text = src.read_bytes()
         src.write_bytes(text + b"\n// edit\n")
-        assert _build._stamp(root) != base, f"{src.relative_to(root)} does not feed the build stamp"
+        if rel.parts[0] == "jax":
+            assert _build._stamp(root) == base, f"{rel} (the JAX binding) rebuilds the torch extension"
+        else:
+            assert _build._stamp(root) != base, f"{rel} does not feed the build stamp"
+        if jax_build and (rel.parts[0] == "jax" or src in jax_build._sources(root, True) or src.suffix in (".h", ".cuh")):
+            assert jax_build._stamp(root) != jax_base, f"{rel} does not feed the JAX build stamp"
         src.write_bytes(text)
         edited += 1
     assert edited > 0 and any(root.rglob("*.cuh"))
@@ -185,7 +199,9 @@ def test_a_compiler_that_links_libstdcxx_statically_is_replaced(monkeypatch, tmp
 def test_no_dynamic_compiler_at_all_raises_clearly(monkeypatch, tmp_path):
     static = _fake_compiler(tmp_path, "static-g++", "-static-libstdc++")
     monkeypatch.setenv("CXX", static)
-    monkeypatch.setattr(_build, "_links_libstdcxx_dynamically", lambda cxx: False)
+    from rastlit import _compiler  # the probe shared with rastlit.jax's build
+
+    monkeypatch.setattr(_compiler, "_links_libstdcxx_dynamically", lambda cxx: False)
     with pytest.raises(RuntimeError, match="links libstdc\\+\\+ statically"):
         with _build._compiler_env():
             pass
