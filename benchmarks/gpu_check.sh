@@ -70,6 +70,8 @@ stamp "== benchmark"
 for b in bench_texture bench_antialias bench_rasterize_soft bench_depth_peel; do
   [ -f "benchmarks/$b.py" ] && timeout 90 "$PY" "benchmarks/$b.py" --device cuda 2>&1 | tee -a "$logs/bench_other.txt"
 done
+# head-to-head with nvdiffrast (says so and exits 0 where nvdiffrast.torch is not installed)
+timeout 300 "$PY" benchmarks/bench_vs_nvdiffrast.py --reps 10 2>&1 | tee "$logs/bench_vs_nvdiffrast.txt"
 # the rasterize + interpolate table, last
 timeout 240 "$PY" benchmarks/bench_ops.py --device cuda --markdown 2>&1 | tee "$logs/bench_ops.txt"
 stamp "done; cuda tests exit code: $cuda_rc"
