@@ -4,6 +4,8 @@
 
 #include <ATen/Parallel.h>
 
+#include <cstdlib>
+#include <mutex>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -75,14 +77,88 @@ void check_image(const at::Tensor& t, const char* name, int64_t b, int64_t h, in
                     name, " must have shape [", b, ",", h, ",", w, ",", c, "], got ", shape_str(t));
 }
 
+// Value checks read a tensor's contents, which on CUDA is a device->host sync. For CUDA tensors
+// what they find is remembered per tensor contents: its storage (held weakly), offset, dtype,
+// size and version counter, which views, detach() and autograd's saved copies share.
+// A training loop that passes the same tri (and topology hash) every step is checked once, and
+// the rast that rasterize returned, or the work buffer of antialias, is known good without a
+// look: a step runs without a sync, and can be captured in a CUDA graph after a warm-up step.
+// An in-place change bumps the version, so the next call checks again. Writes that bypass the
+// version counter (.data, DLPack, NumPy views) are not seen: RASTLIT_RECHECK=1 turns the memory
+// off, so every call checks. CPU tensors are checked on every call (no sync to save).
+enum CheckedKind : int { kCheckedTri = 0, kCheckedRastIds = 1, kCheckedTopology = 2, kCheckedWork = 3 };
+
+class CheckedTensors {
+ public:
+  // The two numbers recorded for `t`'s contents under `kind`, if they are unchanged since.
+  bool find(const at::Tensor& t, int kind, int64_t* a, int64_t* b) {
+    if (!eligible(t)) return false;
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const Entry& e : entries_) {
+      if (e.kind != kind || !e.same(t)) continue;
+      auto alive = e.storage.lock();  // the same storage, not a new one at a reused address
+      if (!alive || alive.get() != t.storage().unsafeGetStorageImpl()) continue;
+      *a = e.a;
+      *b = e.b;
+      return true;
+    }
+    return false;
+  }
+  void add(const at::Tensor& t, int kind, int64_t a, int64_t b) {
+    if (!eligible(t)) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<Entry> kept;  // drop the dead and older records of these contents; keep the newest 256
+    for (Entry& e : entries_)
+      if (!e.storage.expired() && !(e.kind == kind && e.same(t))) kept.push_back(std::move(e));
+    if (kept.size() >= 256) kept.erase(kept.begin(), kept.begin() + (kept.size() - 255));
+    kept.push_back(Entry{t.storage().getWeakStorageImpl(), t.storage().unsafeGetStorageImpl(), t.storage_offset(),
+                         t.numel(), t.scalar_type(), t._version(), kind, a, b});
+    entries_ = std::move(kept);
+  }
+
+ private:
+  struct Entry {
+    c10::weak_intrusive_ptr<c10::StorageImpl> storage;
+    const c10::StorageImpl* storage_raw;
+    int64_t offset, numel;
+    at::ScalarType dtype;
+    int64_t version;
+    int kind;
+    int64_t a, b;
+    bool same(const at::Tensor& t) const {
+      return storage_raw == t.storage().unsafeGetStorageImpl() && offset == t.storage_offset() &&
+             numel == t.numel() && dtype == t.scalar_type() && version == t._version();
+    }
+  };
+  static bool eligible(const at::Tensor& t) {
+    static const bool off = [] {
+      const char* v = std::getenv("RASTLIT_RECHECK");
+      return v != nullptr && std::string(v) == "1";
+    }();
+    return !off && t.defined() && t.is_cuda() && t.has_storage() && t.is_contiguous();
+  }
+  std::mutex mutex_;
+  std::vector<Entry> entries_;
+};
+
+CheckedTensors& checked_tensors() {
+  static CheckedTensors* c = new CheckedTensors();  // never destroyed: used until process exit
+  return *c;
+}
+
 // tri: [T,3] int32 with every index in [0, num_vertices).
 void check_tri(const at::Tensor& tri, int64_t num_vertices) {
   check_int32(tri, "tri");
   TORCH_CHECK_VALUE(tri.dim() == 2 && tri.size(1) == 3, "tri must have shape [T,3], got ", shape_str(tri));
   TORCH_CHECK_VALUE(tri.size(0) <= kMaxTriangles, msg_too_many_triangles(tri.size(0), kMaxTriangles));
   if (tri.numel() == 0) return;
-  const auto mm = at::aminmax(tri);
-  const int64_t lo = std::get<0>(mm).item<int64_t>(), hi = std::get<1>(mm).item<int64_t>();
+  int64_t lo = 0, hi = 0;
+  if (!checked_tensors().find(tri, kCheckedTri, &lo, &hi)) {
+    const auto mm = at::aminmax(tri);
+    lo = std::get<0>(mm).item<int64_t>();
+    hi = std::get<1>(mm).item<int64_t>();
+    checked_tensors().add(tri, kCheckedTri, lo, hi);
+  }
   TORCH_CHECK_INDEX(lo >= 0 && hi < num_vertices, msg_tri_range(lo, hi, num_vertices));
 }
 
@@ -138,11 +214,16 @@ RasterizeShape check_rasterize_inputs(const at::Tensor& pos, const at::Tensor& t
 // Triangle ids in rast must be 0 (background) or in [1, T]. The CPU kernels of interpolate and
 // rasterize's backward report bad ids themselves; on the GPU (and for depth peeling's previous
 // layer on any device) they are checked here first.
+// Known good without a look: the rast that rasterize returned (for up to `bound` triangles), or
+// one checked before and unchanged since.
 void check_rast_ids(const at::Tensor& rast, int64_t num_triangles, const char* op) {
   if (rast.numel() == 0) return;
+  int64_t bound = 0, unused = 0;
+  if (checked_tensors().find(rast, kCheckedRastIds, &bound, &unused) && bound <= num_triangles) return;
   const at::Tensor ids = rast.select(-1, 3);
   const bool bad = (ids.lt(0) | ids.gt(double(num_triangles)) | ids.isnan() | ids.ne(ids.floor())).any().item<bool>();
   TORCH_CHECK_INDEX(!bad, msg_bad_rast_ids(op));
+  checked_tensors().add(rast, kCheckedRastIds, num_triangles, 0);
 }
 
 void raise_status(int status, const char* op) {
@@ -214,6 +295,7 @@ std::tuple<at::Tensor, at::Tensor> rasterize_fwd_op(const at::Tensor& pos_in, co
     launch(pos, "rasterize", [&] { return rasterize_fwd_cpu(p); },
            [&](const auto& ws) { return rasterize_fwd_cuda(p, ws); });
   });
+  checked_tensors().add(rast, kCheckedRastIds, tri.size(0), 0);  // ids in [0, T] by construction
   return {rast, rast_db};
 }
 
@@ -596,10 +678,19 @@ AntialiasShape check_antialias_inputs(const at::Tensor& color, const at::Tensor&
   if (topology_hash.numel() > 0) {
     const char* what[2] = {"vertex indices (columns 0-2)", "triangle indices (columns 3-5)"};
     const int64_t limit[2] = {s.num_vertices, tri.size(0)};
-    for (int c = 0; c < 2; ++c) {
-      const auto mm = at::aminmax(topology_hash.narrow(1, 3 * c, 3));
-      const int64_t lo = std::get<0>(mm).item<int64_t>(), hi = std::get<1>(mm).item<int64_t>();
-      TORCH_CHECK_INDEX(lo >= kAaNonManifold && hi < limit[c], msg_topology_range(what[c], lo, hi, limit[c]));
+    int64_t hi_seen[2] = {0, 0};
+    // recorded: the largest index of each kind, once both lower bounds held
+    if (checked_tensors().find(topology_hash, kCheckedTopology, &hi_seen[0], &hi_seen[1])) {
+      for (int c = 0; c < 2; ++c)
+        TORCH_CHECK_INDEX(hi_seen[c] < limit[c], msg_topology_range(what[c], kAaNonManifold, hi_seen[c], limit[c]));
+    } else {
+      for (int c = 0; c < 2; ++c) {
+        const auto mm = at::aminmax(topology_hash.narrow(1, 3 * c, 3));
+        const int64_t lo = std::get<0>(mm).item<int64_t>(), hi = std::get<1>(mm).item<int64_t>();
+        TORCH_CHECK_INDEX(lo >= kAaNonManifold && hi < limit[c], msg_topology_range(what[c], lo, hi, limit[c]));
+        hi_seen[c] = hi;
+      }
+      checked_tensors().add(topology_hash, kCheckedTopology, hi_seen[0], hi_seen[1]);
     }
   }
   return s;
@@ -645,6 +736,7 @@ std::tuple<at::Tensor, at::Tensor> antialias_fwd_op(const at::Tensor& color_in, 
     launch(color, "antialias", [&] { return antialias_fwd_cpu(p); },
            [&](const auto& ws) { return antialias_fwd_cuda(p, ws); });
   });
+  checked_tensors().add(work, kCheckedWork, tri.size(0), 0);  // written by the forward for T triangles
   return {out, work};
 }
 
@@ -662,7 +754,10 @@ std::tuple<at::Tensor, at::Tensor> antialias_bwd_op(const at::Tensor& color_in, 
   const at::Tensor color = color_in.contiguous(), rast = rast_in.contiguous(), pos = pos_in.contiguous();
   const at::Tensor tri = tri_in.contiguous(), hash = hash_in.contiguous(), work = work_in.contiguous();
   const at::Tensor grad_out = grad_out_in.contiguous();
-  if (work.numel() > 0) {
+  int64_t work_bound = 0, unused = 0;
+  const bool work_known = checked_tensors().find(work_in, kCheckedWork, &work_bound, &unused) &&
+                          work_bound == tri.size(0);
+  if (work.numel() > 0 && !work_known) {
     const at::Tensor pairs = work.view({-1, 2});  // (code, found triangle) per pair
     const auto mc = at::aminmax(pairs.select(1, 0)), mt = at::aminmax(pairs.select(1, 1));
     TORCH_CHECK_VALUE(std::get<0>(mc).item<int>() >= kAaWalkCapped && std::get<1>(mc).item<int>() <= 6 &&
