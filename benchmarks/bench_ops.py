@@ -36,6 +36,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import ctypes
 import math
 import os
 import platform
@@ -617,6 +618,85 @@ def header(device: torch.device) -> str:
     )
 
 
+class GLRasterizer:
+    """Mesa's llvmpipe (OpenGL through EGL, via tests/gl_oracle.py's context and shaders) drawing
+    the same scene into the same kind of buffer: per view, an RGBA32F target of (u, v, z/w,
+    id + 1) with a 32-bit float depth buffer, read back to host memory. The vertex buffers are
+    uploaded once; a timed call clears, draws and reads every view."""
+
+    def __init__(self, pos: np.ndarray, tri: np.ndarray, res: int):
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+        import gl_oracle
+
+        st = gl_oracle.gl_available()
+        if not st:
+            raise RuntimeError(st.reason)
+        self.go, self.st = gl_oracle, gl_oracle._STATE
+        ctx, prog = self.st["ctx"], self.st["prog"]
+        self.fbo, _, _ = gl_oracle._framebuffer(res, res)
+        self.res = res
+        bary = np.tile(np.array([[1, 0], [0, 1], [0, 0]], np.float32), (len(tri), 1))
+        self.vaos = []
+        for p in pos:
+            data = np.ascontiguousarray(np.concatenate([p[tri.reshape(-1)], bary], 1), np.float32)
+            vbo = ctx.buffer(data.tobytes())
+            self.vaos.append((vbo, ctx.vertex_array(prog, [(vbo, "4f 2f", "in_pos", "in_bary")])))
+        self.count = 3 * len(tri)
+        self.out = np.empty((len(pos), res, res, 4), np.float32)
+
+    def __call__(self) -> np.ndarray:
+        go, st = self.go, self.st
+        ctx, gl = st["ctx"], st["gl"]
+        self.fbo.use()
+        ctx.viewport = (0, 0, self.res, self.res)
+        gl.glBindFramebuffer(go.GL_FRAMEBUFFER, self.fbo.glo)
+        gl.glDepthMask(go.GL_TRUE)
+        gl.glEnable(go.GL_DEPTH_TEST)
+        gl.glDepthFunc(go.GL_LESS)
+        gl.glDisable(go.GL_CULL_FACE)
+        st["prog"]["id_offset"].value = 0
+        for b, (_, vao) in enumerate(self.vaos):
+            gl.glClearColor(*(ctypes.c_float(0),) * 4)
+            gl.glClearDepth(ctypes.c_double(1.0))
+            gl.glClear(go.GL_COLOR_BUFFER_BIT | go.GL_DEPTH_BUFFER_BIT)
+            vao.render(mode=st["moderngl"].TRIANGLES, vertices=self.count)
+            self.fbo.read_into(self.out[b], components=4, dtype="f4")
+        return self.out
+
+
+def gl_table(sizes: Sequence[str], resolutions: Sequence[int], batches: Sequence[int], budget: float,
+             max_reps: int) -> list[str]:
+    """rastlit against llvmpipe, side by side: rasterize forward (and rasterize + interpolate
+    forward + backward) over llvmpipe's forward, same scene, same process."""
+    import rastlit
+
+    cpu = torch.device("cpu")
+    lines = ["| mesh | res | B | llvmpipe fwd ms | rastlit fwd ms | fwd / llvmpipe | rastlit fwd+bwd ms | fwd+bwd / llvmpipe |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for label in sizes:
+        verts, faces = icosphere(SIZES[label])
+        for res in resolutions:
+            for batch in batches:
+                scene = make_scene(verts, faces, batch, res, cpu)
+                gl = GLRasterizer(scene.pos.numpy(), faces, res)
+                # the same ids where both cover a pixel (exact vs GL's fixed-point edges differ
+                # only at a few edge pixels)
+                ours = rastlit.rasterize(scene.pos, scene.tri, (res, res))[0][..., 3].numpy()
+                theirs = gl()[..., 3]
+                covered = (ours > 0) | (theirs > 0)
+                agree = float((ours == theirs)[covered].mean()) if covered.any() else 1.0
+                t_gl = time_call(gl, cpu, budget, max_reps)
+                t_fwd = time_call(lambda: rastlit.rasterize(scene.pos, scene.tri, (res, res), grad_db=False), cpu,
+                                  budget, max_reps)
+                t_fb = time_call(make_pass(scene, res, "rastlit", "fwd+bwd"), cpu, budget, max_reps)
+                line = (f"| {label} | {res} | {batch} | {t_gl.median_ms:.2f} | {t_fwd.median_ms:.2f} | "
+                        f"{t_fwd.median_ms / t_gl.median_ms:.2f} | {t_fb.median_ms:.2f} | "
+                        f"{t_fb.median_ms / t_gl.median_ms:.2f} |")
+                lines.append(line)
+                print(line + f"  (ids agree on {100 * agree:.3f}% of covered pixels)", flush=True)
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -631,10 +711,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--budget", type=float, default=None, help="seconds of timed repeats per configuration")
     ap.add_argument("--max-reps", type=int, default=None, help="most timed repeats per configuration")
     ap.add_argument("--markdown", action="store_true", help="print the final table as markdown")
+    ap.add_argument("--vs-llvmpipe", action="store_true",
+                    help="only the side-by-side table against Mesa's llvmpipe (OpenGL/EGL, CPU): default "
+                         "20k and 80k triangles, 512 px, B 1 and 8")
     args = ap.parse_args(argv)
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.vs_llvmpipe:
+        print(header(torch.device("cpu")))
+        lines = gl_table(args.sizes or ["20k", "80k"], args.res or [512], args.batch or [1, 8],
+                         args.budget if args.budget is not None else 3.0, args.max_reps or 15)
+        print("\n".join(lines))
+        return 0
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda but torch.cuda.is_available() is False", file=sys.stderr)

@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <string>
 #include <type_traits>
@@ -146,6 +147,69 @@ CheckedTensors& checked_tensors() {
   return *c;
 }
 
+// Per-pixel outputs on the CPU come from a small pool of buffers that stay mapped between calls.
+// A fresh multi-MB allocation is an mmap whose pages fault in one by one as the kernel writes
+// them (about a third of rasterize's time at B = 8, 512^2); a training loop asks for the same
+// sizes every step, so a freed buffer is kept (up to 512 MB in all, $RASTLIT_HOST_POOL_MB) and
+// handed out again for the same size. Small outputs go through the normal allocator.
+class HostBufferPool {
+ public:
+  at::Tensor empty(at::IntArrayRef sizes, const at::TensorOptions& options) {
+    int64_t numel = 1;
+    for (int64_t d : sizes) numel *= d;
+    const size_t bytes = size_t(numel) * c10::elementSize(c10::typeMetaToScalarType(options.dtype()));
+    if (bytes < (size_t(1) << 20) || !options.device().is_cpu()) return at::empty(sizes, options);
+    void* p = take(bytes);
+    if (!p) return at::empty(sizes, options);
+    return at::from_blob(p, sizes, [this, bytes](void* q) { give_back(q, bytes); }, options);
+  }
+
+ private:
+  void* take(size_t bytes) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = free_.find(bytes);
+      if (it != free_.end()) {
+        void* p = it->second;
+        free_.erase(it);
+        held_ -= bytes;
+        return p;
+      }
+    }
+    return std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  }
+  void give_back(void* p, size_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    while (held_ + bytes > capacity() && !free_.empty()) {  // make room: drop the largest first
+      auto last = std::prev(free_.end());
+      std::free(last->second);
+      held_ -= last->first;
+      free_.erase(last);
+    }
+    if (held_ + bytes > capacity()) {
+      std::free(p);
+      return;
+    }
+    free_.emplace(bytes, p);
+    held_ += bytes;
+  }
+  static size_t capacity() {
+    static const size_t cap = [] {
+      const char* v = std::getenv("RASTLIT_HOST_POOL_MB");
+      return size_t(v ? std::max(0L, std::atol(v)) : 512L) << 20;
+    }();
+    return cap;
+  }
+  std::mutex mutex_;
+  std::multimap<size_t, void*> free_;
+  size_t held_ = 0;
+};
+
+HostBufferPool& host_pool() {
+  static HostBufferPool* pool = new HostBufferPool();  // never destroyed: tensors may outlive statics
+  return *pool;
+}
+
 // tri: [T,3] int32 with every index in [0, num_vertices).
 void check_tri(const at::Tensor& tri, int64_t num_vertices) {
   check_int32(tri, "tri");
@@ -283,8 +347,8 @@ std::tuple<at::Tensor, at::Tensor> rasterize_fwd_op(const at::Tensor& pos_in, co
     peel = peel_in->contiguous();
     check_rast_ids(peel, tri.size(0), "rasterize (depth peeling)");
   }
-  at::Tensor rast = at::empty({s.num_views, height, width, 4}, pos.options());
-  at::Tensor rast_db = at::empty({s.num_views, height, width, 4}, pos.options());
+  at::Tensor rast = host_pool().empty({s.num_views, height, width, 4}, pos.options());
+  at::Tensor rast_db = host_pool().empty({s.num_views, height, width, 4}, pos.options());
   AT_DISPATCH_FLOATING_TYPES(pos.scalar_type(), "rasterize_fwd", [&] {
     RasterizeFwdParams<scalar_t> p{};
     set_geometry(p, s, pos, tri, ranges, height, width);
@@ -427,8 +491,8 @@ std::tuple<at::Tensor, at::Tensor> interpolate_fwd_op(const at::Tensor& attr_in,
   at::Tensor rast_db;
   if (rast_db_in.has_value()) rast_db = rast_db_in->contiguous();
   const at::Tensor diff = diff_tensor(diff_attrs, attr.device());
-  at::Tensor out = at::empty({s.num_views, s.height, s.width, s.num_attrs}, attr.options());
-  at::Tensor out_da = at::empty({s.num_views, s.height, s.width, 2 * diff.numel()}, attr.options());
+  at::Tensor out = host_pool().empty({s.num_views, s.height, s.width, s.num_attrs}, attr.options());
+  at::Tensor out_da = host_pool().empty({s.num_views, s.height, s.width, 2 * diff.numel()}, attr.options());
   if (attr.is_cuda()) check_rast_ids(rast, tri.size(0), "interpolate");
   AT_DISPATCH_FLOATING_TYPES(attr.scalar_type(), "interpolate_fwd", [&] {
     auto p = interpolate_params<scalar_t>(s, attr, rast, tri, rast_db, diff);
@@ -462,7 +526,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> interpolate_bwd_op(
   const at::Tensor diff = diff_tensor(diff_attrs, attr.device());
   if (attr.is_cuda()) check_rast_ids(rast, tri.size(0), "interpolate backward");
   at::Tensor grad_attr = at::zeros_like(attr);
-  at::Tensor grad_rast = at::empty_like(rast);
+  at::Tensor grad_rast = host_pool().empty(rast.sizes(), rast.options());
   at::Tensor grad_rast_db = rast_db.defined() ? at::empty_like(rast_db) : at::empty({0}, attr.options());
   AT_DISPATCH_FLOATING_TYPES(attr.scalar_type(), "interpolate_bwd", [&] {
     InterpolateBwdParams<scalar_t> q{};
@@ -589,7 +653,7 @@ at::Tensor texture_fwd_op(const at::Tensor& tex_in, at::TensorList mips_in, cons
                           int64_t filter_mode, int64_t boundary_mode) {
   const TextureShape s = check_texture_inputs(tex_in, mips_in, uv_in, uv_da_in, bias_in, filter_mode, boundary_mode);
   const TextureInputs in = texture_contiguous(tex_in, mips_in, uv_in, uv_da_in, bias_in);
-  at::Tensor out = at::empty({s.num_views, s.height, s.width, s.channels}, in.tex.options());
+  at::Tensor out = host_pool().empty({s.num_views, s.height, s.width, s.channels}, in.tex.options());
   AT_DISPATCH_FLOATING_TYPES(in.tex.scalar_type(), "texture_fwd", [&] {
     auto p = texture_params<scalar_t>(s, in, filter_mode, boundary_mode);
     p.out = out.data_ptr<scalar_t>();
@@ -613,7 +677,7 @@ std::tuple<at::Tensor, std::vector<at::Tensor>, at::Tensor, at::Tensor, at::Tens
   at::Tensor grad_tex = at::zeros_like(in.tex);
   std::vector<at::Tensor> grad_mips;
   for (const at::Tensor& m : in.mips) grad_mips.push_back(at::zeros_like(m));
-  at::Tensor grad_uv = at::empty_like(in.uv);
+  at::Tensor grad_uv = host_pool().empty(in.uv.sizes(), in.uv.options());
   at::Tensor grad_uv_da = in.uv_da.defined() ? at::empty_like(in.uv_da) : at::empty({0}, in.tex.options());
   at::Tensor grad_bias = in.bias.defined() ? at::empty_like(in.bias) : at::empty({0}, in.tex.options());
   AT_DISPATCH_FLOATING_TYPES(in.tex.scalar_type(), "texture_bwd", [&] {
@@ -727,8 +791,8 @@ std::tuple<at::Tensor, at::Tensor> antialias_fwd_op(const at::Tensor& color_in, 
   const AntialiasShape s = check_antialias_inputs(color_in, rast_in, pos_in, tri_in, hash_in);
   const at::Tensor color = color_in.contiguous(), rast = rast_in.contiguous(), pos = pos_in.contiguous();
   const at::Tensor tri = tri_in.contiguous(), hash = hash_in.contiguous();
-  at::Tensor out = at::empty_like(color, at::MemoryFormat::Contiguous);
-  at::Tensor work = at::empty({s.num_views, s.height, s.width, kAaWorkPerPixel}, color.options().dtype(at::kInt));
+  at::Tensor out = host_pool().empty(color.sizes(), color.options());
+  at::Tensor work = host_pool().empty({s.num_views, s.height, s.width, kAaWorkPerPixel}, color.options().dtype(at::kInt));
   if (color.is_cuda()) check_rast_ids(rast, tri.size(0), "antialias");
   AT_DISPATCH_FLOATING_TYPES(color.scalar_type(), "antialias_fwd", [&] {
     auto p = antialias_params<scalar_t>(s, color, rast, pos, tri, hash, work);
@@ -766,7 +830,7 @@ std::tuple<at::Tensor, at::Tensor> antialias_bwd_op(const at::Tensor& color_in, 
                       tri.size(0), "))");
   }
   if (color.is_cuda()) check_rast_ids(rast, tri.size(0), "antialias backward");
-  at::Tensor grad_color = at::empty_like(color, at::MemoryFormat::Contiguous);
+  at::Tensor grad_color = host_pool().empty(color.sizes(), color.options());
   at::Tensor grad_pos = at::zeros_like(pos);
   AT_DISPATCH_FLOATING_TYPES(color.scalar_type(), "antialias_bwd", [&] {
     auto p = antialias_params<scalar_t>(s, color, rast, pos, tri, hash, work);

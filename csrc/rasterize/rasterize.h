@@ -175,6 +175,39 @@ RL_HD int product_difference_sign(double p, double q, double r, double s, bool i
   return exact_sum_sign(t, 4);
 }
 
+// The inclusive pixel box of the NDC box [xmin, xmax] x [ymin, ymax], clamped to the image; false
+// when it holds no pixel centre. Pixel j has its centre at X = (2j + 1) / W - 1, i.e.
+// j = (X + 1) W / 2 - 1/2. Coverage is exact, so the margin only absorbs the rounding of this
+// double-precision projection.
+RL_HD bool ndc_pixel_box(double xmin, double xmax, double ymin, double ymax, int height, int width, int* x0, int* y0,
+                         int* x1, int* y1) {
+  double extent = -xmin > xmax ? -xmin : xmax;
+  extent = -ymin > extent ? -ymin : extent;
+  extent = ymax > extent ? ymax : extent;
+  const double margin = 1.0 / 256 + 1e-13 * extent * (width > height ? width : height);
+  double fx0 = (xmin + 1.0) * 0.5 * width - 0.5 - margin;
+  double fx1 = (xmax + 1.0) * 0.5 * width - 0.5 + margin;
+  double fy0 = (ymin + 1.0) * 0.5 * height - 0.5 - margin;
+  double fy1 = (ymax + 1.0) * 0.5 * height - 0.5 + margin;
+  // Clamp in double before converting, so huge coordinates never overflow an int.
+  fx0 = fmin(fmax(fx0, -1.0), double(width));
+  fx1 = fmin(fmax(fx1, -1.0), double(width));
+  fy0 = fmin(fmax(fy0, -1.0), double(height));
+  fy1 = fmin(fmax(fy1, -1.0), double(height));
+  int ix0 = int(ceil(fx0)), ix1 = int(floor(fx1));
+  int iy0 = int(ceil(fy0)), iy1 = int(floor(fy1));
+  ix0 = ix0 < 0 ? 0 : ix0;
+  iy0 = iy0 < 0 ? 0 : iy0;
+  ix1 = ix1 > width - 1 ? width - 1 : ix1;
+  iy1 = iy1 > height - 1 ? height - 1 : iy1;
+  if (ix0 > ix1 || iy0 > iy1) return false;
+  *x0 = ix0;
+  *y0 = iy0;
+  *x1 = ix1;
+  *y1 = iy1;
+  return true;
+}
+
 // Per-triangle setup. Returns false when the triangle can cover no pixel: a non-finite vertex,
 // zero area (det == 0), entirely outside the near/far slab, or a bounding box off the image.
 template <typename T>
@@ -187,6 +220,24 @@ RL_HD bool setup_triangle(const T* v0, const T* v1, const T* v2, int height, int
   for (int i = 0; i < 3; ++i) {
     a[i] = make_vec3<double>(v[i][0], v[i][1], v[i][3]);
     z[i] = v[i][2];
+  }
+  // Triangles entirely between the near (z >= -w) and far (z <= w) planes (the common case) need
+  // no clipping: their box is that of the projected vertices. It is found first, so that the
+  // many small triangles whose box holds no pixel centre (most of a dense mesh at a low
+  // resolution) are rejected before the edge setup; the result is the same either way.
+  const bool inside_slab = a[0].z > 0 && a[1].z > 0 && a[2].z > 0 && fabs(z[0]) <= a[0].z &&
+                           fabs(z[1]) <= a[1].z && fabs(z[2]) <= a[2].z;
+  int box[4] = {0, 0, 0, 0};
+  if (inside_slab) {
+    double xmin = 1e300, xmax = -1e300, ymin = 1e300, ymax = -1e300;
+    for (int i = 0; i < 3; ++i) {
+      const double iw = 1.0 / a[i].z, x = a[i].x * iw, y = a[i].y * iw;
+      xmin = x < xmin ? x : xmin;
+      xmax = x > xmax ? x : xmax;
+      ymin = y < ymin ? y : ymin;
+      ymax = y > ymax ? y : ymax;
+    }
+    if (!ndc_pixel_box(xmin, xmax, ymin, ymax, height, width, &box[0], &box[1], &box[2], &box[3])) return false;
   }
   // Raw edge vectors and, per edge, the rounding error bound of c . p for |X|, |Y| <= 1.
   const bool exact_products = sizeof(T) == sizeof(float);
@@ -229,21 +280,17 @@ RL_HD bool setup_triangle(const T* v0, const T* v1, const T* v2, int height, int
   if (det == 0.0) return false;
   s->zplane = depth_plane<T>(a, z, c, det);
 
+  if (inside_slab) {
+    s->x0 = box[0];
+    s->y0 = box[1];
+    s->x1 = box[2];
+    s->y1 = box[3];
+    return true;
+  }
   // Conservative bounding box of the part between the near (z >= -w) and far (z <= w) planes.
-  // Triangles entirely inside the slab (the common case) need no clipping.
   double xmin = 1e300, xmax = -1e300, ymin = 1e300, ymax = -1e300;
   bool unbounded = false;
-  const bool inside_slab = a[0].z > 0 && a[1].z > 0 && a[2].z > 0 && fabs(z[0]) <= a[0].z &&
-                           fabs(z[1]) <= a[1].z && fabs(z[2]) <= a[2].z;
-  if (inside_slab) {
-    for (int i = 0; i < 3; ++i) {
-      const double iw = 1.0 / a[i].z, x = a[i].x * iw, y = a[i].y * iw;
-      xmin = x < xmin ? x : xmin;
-      xmax = x > xmax ? x : xmax;
-      ymin = y < ymin ? y : ymin;
-      ymax = y > ymax ? y : ymax;
-    }
-  } else {
+  {
     double poly_a[9][4], poly_b[9][4];
     for (int i = 0; i < 3; ++i) {
       poly_a[i][0] = a[i].x;
@@ -274,33 +321,7 @@ RL_HD bool setup_triangle(const T* v0, const T* v1, const T* v2, int height, int
     s->y1 = height - 1;
     return true;
   }
-  // Pixel j has its centre at X = (2j + 1) / W - 1, i.e. j = (X + 1) W / 2 - 1/2. Coverage is
-  // exact, so the margin only absorbs the rounding of this double-precision projection.
-  double extent = -xmin > xmax ? -xmin : xmax;
-  extent = -ymin > extent ? -ymin : extent;
-  extent = ymax > extent ? ymax : extent;
-  const double margin = 1.0 / 256 + 1e-13 * extent * (width > height ? width : height);
-  double fx0 = (xmin + 1.0) * 0.5 * width - 0.5 - margin;
-  double fx1 = (xmax + 1.0) * 0.5 * width - 0.5 + margin;
-  double fy0 = (ymin + 1.0) * 0.5 * height - 0.5 - margin;
-  double fy1 = (ymax + 1.0) * 0.5 * height - 0.5 + margin;
-  // Clamp in double before converting, so huge coordinates never overflow an int.
-  fx0 = fmin(fmax(fx0, -1.0), double(width));
-  fx1 = fmin(fmax(fx1, -1.0), double(width));
-  fy0 = fmin(fmax(fy0, -1.0), double(height));
-  fy1 = fmin(fmax(fy1, -1.0), double(height));
-  int ix0 = int(ceil(fx0)), ix1 = int(floor(fx1));
-  int iy0 = int(ceil(fy0)), iy1 = int(floor(fy1));
-  ix0 = ix0 < 0 ? 0 : ix0;
-  iy0 = iy0 < 0 ? 0 : iy0;
-  ix1 = ix1 > width - 1 ? width - 1 : ix1;
-  iy1 = iy1 > height - 1 ? height - 1 : iy1;
-  if (ix0 > ix1 || iy0 > iy1) return false;
-  s->x0 = ix0;
-  s->y0 = iy0;
-  s->x1 = ix1;
-  s->y1 = iy1;
-  return true;
+  return ndc_pixel_box(xmin, xmax, ymin, ymax, height, width, &s->x0, &s->y0, &s->x1, &s->y1);
 }
 
 // Perspective-correct barycentrics and their pixel-space derivatives at (px, py) from the winning
