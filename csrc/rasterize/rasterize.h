@@ -189,13 +189,19 @@ RL_HD bool ndc_pixel_box(double xmin, double xmax, double ymin, double ymax, int
   double fx1 = (xmax + 1.0) * 0.5 * width - 0.5 + margin;
   double fy0 = (ymin + 1.0) * 0.5 * height - 0.5 - margin;
   double fy1 = (ymax + 1.0) * 0.5 * height - 0.5 + margin;
-  // Clamp in double before converting, so huge coordinates never overflow an int.
-  fx0 = fmin(fmax(fx0, -1.0), double(width));
-  fx1 = fmin(fmax(fx1, -1.0), double(width));
-  fy0 = fmin(fmax(fy0, -1.0), double(height));
-  fy1 = fmin(fmax(fy1, -1.0), double(height));
-  int ix0 = int(ceil(fx0)), ix1 = int(floor(fx1));
-  int iy0 = int(ceil(fy0)), iy1 = int(floor(fy1));
+  // Clamp in double before converting, so huge coordinates never overflow an int (a NaN becomes
+  // -1, as fmin(fmax(x, -1), n) makes it). Comparisons and integer conversions instead of
+  // fmin / fmax / ceil / floor, which are libm calls without SSE4.1: this runs for every triangle.
+  const double wd = double(width), hd = double(height);
+  fx0 = fx0 > -1.0 ? (fx0 < wd ? fx0 : wd) : -1.0;
+  fx1 = fx1 > -1.0 ? (fx1 < wd ? fx1 : wd) : -1.0;
+  fy0 = fy0 > -1.0 ? (fy0 < hd ? fy0 : hd) : -1.0;
+  fy1 = fy1 > -1.0 ? (fy1 < hd ? fy1 : hd) : -1.0;
+  int ix0 = int(fx0), ix1 = int(fx1), iy0 = int(fy0), iy1 = int(fy1);  // truncation, then ceil / floor
+  ix0 += double(ix0) < fx0 ? 1 : 0;
+  iy0 += double(iy0) < fy0 ? 1 : 0;
+  ix1 -= double(ix1) > fx1 ? 1 : 0;
+  iy1 -= double(iy1) > fy1 ? 1 : 0;
   ix0 = ix0 < 0 ? 0 : ix0;
   iy0 = iy0 < 0 ? 0 : iy0;
   ix1 = ix1 > width - 1 ? width - 1 : ix1;
