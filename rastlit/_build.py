@@ -7,15 +7,9 @@ the cached library directly without invoking ninja at all.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import shlex
-import shutil
-import struct
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 

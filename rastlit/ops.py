@@ -25,7 +25,7 @@ from . import _build
 
 _build.load()
 
-from ._limits import MAX_RESOLUTION, MAX_TRIANGLES  # noqa: E402  (shared with rastlit.jax)
+from ._limits import MAX_RESOLUTION, MAX_TRIANGLES  # noqa: E402,F401  (public; shared with rastlit.jax)
 
 _ops = torch.ops.rastlit
 

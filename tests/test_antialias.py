@@ -708,7 +708,6 @@ def test_antialias_empty_noncontiguous_and_nonfinite():
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("deterministic", [False, True])
 @pytest.mark.parametrize("scene", ["sphere_occluder", "dense_sphere"])
 def test_cuda_antialias_matches_cpu(deterministic, scene):

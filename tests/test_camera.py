@@ -353,7 +353,6 @@ def test_orthographic_camera_and_differentiable_eye():
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_device_follows_inputs_and_matches_cpu():
     dev = torch.device("cuda")
     eye = torch.tensor([[1.0, 2.0, 3.0], [-2.0, 0.5, 1.0]], device=dev)

@@ -20,7 +20,6 @@ from rastlit.mesh import icosphere
 
 D = torch.float64
 chol = pytest.mark.skipif(importlib.util.find_spec("cholespy") is None, reason="needs cholespy")
-gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 def _rand(*shape, seed=0, dtype=D):
@@ -514,7 +513,6 @@ def test_large_steps_fit_is_smoother_than_adam():
 # ----------------------------------------------------------------------------------------------
 
 @chol
-@gpu
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
 def test_cuda_matches_cpu(dtype, tol):

@@ -17,14 +17,11 @@ environment variable CI is non-empty: then they fail with the reason.
 
 import functools
 import os
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import gl_oracle  # noqa: E402
+import gl_oracle  # noqa: E402  (tests/ is on sys.path: see conftest.py)
 import reference as R  # noqa: E402
 import scenes as S  # noqa: E402
 

@@ -489,11 +489,9 @@ def test_empty_inputs_and_noncontiguous():
 
 # ---------------------------------------------------------------------------------------- CUDA
 
-gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 @pytest.mark.cuda
-@gpu
 @pytest.mark.parametrize("clip", [True, False])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_cuda_matches_cpu(dtype, clip):

@@ -283,7 +283,6 @@ def test_bad_input():
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_shading_matches_cpu_with_cpu_lights():
     g = torch.Generator().manual_seed(5)
     n, p, alb = (torch.randn(2, 8, 8, 3, generator=g) for _ in range(3))

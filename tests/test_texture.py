@@ -399,11 +399,9 @@ def test_texture_rejects_bad_inputs():
 
 # ------------------------------------------------------------------------------- GPU tests
 
-gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 @pytest.mark.cuda
-@gpu
 @pytest.mark.parametrize("mode", FILTERS)
 @pytest.mark.parametrize("boundary", BOUNDARIES)
 def test_cuda_matches_cpu(mode, boundary):
