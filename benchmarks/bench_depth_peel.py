@@ -9,28 +9,17 @@ covers: front and back), so layers 0 and 1 do full work and later ones find noth
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
 import rastlit
 from rastlit.camera import look_at, perspective, transform_points
 from rastlit.mesh import icosphere
+from timing import time_call  # noqa: E402  (the one benchmark timer: benchmarks/timing.py)
 
 
 def timed(fn, device, repeats):
-    fn()
-    ts = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+    return time_call(fn, device, budget_s=float("inf"), max_reps=repeats, min_reps=repeats).median_s
 
 
 def main() -> None:

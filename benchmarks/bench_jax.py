@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from timing import time_call  # noqa: E402  (the one benchmark timer: benchmarks/timing.py)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -51,13 +50,8 @@ def scene(subdiv: int, views: int, res: int):
 
 
 def timeit(fn, repeats: int) -> float:
-    fn()  # warm-up (and jit compile)
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+    # the warm-up call compiles the jitted function
+    return time_call(fn, "cpu", budget_s=float("inf"), max_reps=repeats, min_reps=repeats).median_s
 
 
 def jax_fns(pos, tri, col, uv, tex, w, res):

@@ -40,13 +40,15 @@ import ctypes
 import math
 import os
 import platform
-import statistics
 import sys
 import time
 from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import Timing, time_call  # noqa: E402  (the one benchmark timer)
 
 # -------------------------------------------------------------------------------------------------
 # Mesh and camera helpers (numpy only; no rastlit or benchmark state).
@@ -356,12 +358,6 @@ def torch_interpolate(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor)
 SIZES = {"1k": 3, "20k": 5, "80k": 6, "320k": 7, "1.3M": 8}  # label -> subdivision level
 
 
-class Timing(NamedTuple):
-    median_ms: float
-    reps: int
-    min_ms: float
-
-
 class Row(NamedTuple):
     label: str
     tris: int
@@ -370,30 +366,6 @@ class Row(NamedTuple):
     mode: str
     ours: Timing
     base: Timing | None  # None: skipped
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_call(fn: Callable[[], object], device: torch.device, budget_s: float, max_reps: int) -> Timing:
-    """Median wall time of ``fn`` after warm-up. Warm-up is one call (two if it is quick); the
-    repeat count is as many as fit in ``budget_s`` (at most ``max_reps``, at least one), so a
-    very slow configuration is still measured, just fewer times."""
-    def once() -> float:
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        return time.perf_counter() - t0
-
-    t_warm = once()
-    if t_warm < 0.2:
-        t_warm = once()
-    reps = max(1, min(max_reps, int(budget_s / max(t_warm, 1e-6))))
-    times = [once() for _ in range(reps)]
-    return Timing(1e3 * statistics.median(times), reps, 1e3 * min(times))
 
 
 class Scene(NamedTuple):

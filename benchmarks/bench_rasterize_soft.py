@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 import torch
 
 import rastlit
 from rastlit import camera, mesh
+from timing import time_call  # noqa: E402  (the one benchmark timer: benchmarks/timing.py)
 
 
 def scene(subdiv: int, batch: int, device: str, aspect: float = 1.0):
@@ -43,21 +42,7 @@ def scene(subdiv: int, batch: int, device: str, aspect: float = 1.0):
 
 
 def timeit(fn, repeats: int, device: str) -> float:
-    def sync():
-        if device == "cuda":
-            torch.cuda.synchronize()
-
-    fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-        if sum(times) > 8.0:
-            break
-    return statistics.median(times)
+    return time_call(fn, device, budget_s=8.0, max_reps=repeats).median_s
 
 
 def main() -> None:

@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -38,6 +36,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import rastlit  # noqa: E402
+from timing import time_call  # noqa: E402  (the one benchmark timer: benchmarks/timing.py)
 
 
 def uv_field(B: int, H: int, W: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,18 +64,7 @@ def uv_field(B: int, H: int, W: int, device) -> tuple[torch.Tensor, torch.Tensor
 
 
 def timeit(fn, device, budget_s: float, max_reps: int = 15) -> float:
-    fn()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    times = []
-    t_start = time.perf_counter()
-    while len(times) < max_reps and (len(times) < 3 or time.perf_counter() - t_start < budget_s):
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return time_call(fn, device, budget_s, max_reps, min_reps=3).median_s
 
 
 def main() -> None:

@@ -27,10 +27,10 @@ machine with both libraries::
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 
 import numpy as np
+from timing import time_call  # noqa: E402  (the one benchmark timer: benchmarks/timing.py)
 
 SIZES = {"20k": 5, "320k": 7, "1.3M": 8}  # icosphere level: 20 * 4**k triangles
 PIPELINES = ("rast", "+interp", "+tex", "+aa")
@@ -113,20 +113,7 @@ def timed_call(fn, pas: str, pos, col, tex, weight):
 
 
 def time_cuda(fn, reps: int) -> float:
-    import torch
-
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        ts.append(a.elapsed_time(b))
-    return statistics.median(ts)
+    return time_call(fn, "cuda", budget_s=float("inf"), max_reps=reps, min_reps=reps).median_ms
 
 
 def main() -> int:
