@@ -10,7 +10,8 @@
 Names, signatures and conventions are the torch API's (:mod:`rastlit`): row 0 at the bottom,
 ``rast = (u, v, z/w, id + 1)``, int32 indices. Static arguments (``resolution``, modes,
 ``diff_attrs``, ``grad_db``) must be Python values. Every op works under ``jax.jit`` and
-``jax.grad``; under ``jax.vmap`` the kernel runs once per batch element. float64 works with
+``jax.grad``; under ``jax.vmap`` the mapped axis is folded into the kernels' view axis (one call
+for all elements; ``lax.map`` when ``tri``, ``ranges`` or the topology is mapped). float64 works with
 ``jax.config.update("jax_enable_x64", True)``. CPU handlers always; CUDA handlers are built when
 JAX sees a GPU and nvcc is found (compile-checked in CI, not yet run on a GPU).
 
