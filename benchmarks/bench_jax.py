@@ -21,25 +21,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
+from bench_scenes import icosphere, orbit_clip_positions  # noqa: E402  (shared scenes)
 from timing import time_call  # noqa: E402  (the one benchmark timer: benchmarks/timing.py)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
 def scene(subdiv: int, views: int, res: int):
-    from scenes import icosphere, look_at, perspective
-
     v, f = icosphere(subdiv)
-    pos = []
-    for b in range(views):
-        a = 2 * np.pi * b / max(views, 1) + 0.3
-        eye = np.array([2.2 * np.sin(a), 0.5, 2.2 * np.cos(a)])
-        mvp = perspective(50, 1.0, 0.5, 10) @ look_at(eye, np.zeros(3))
-        pos.append(np.concatenate([v, np.ones((len(v), 1))], 1) @ mvp.T)
+    pos = orbit_clip_positions(v, views)
     rng = np.random.default_rng(0)
     col = rng.uniform(0, 1, (len(v), 3))
     uv = np.stack([np.arctan2(v[:, 0], v[:, 2]) / (2 * np.pi) + 0.5, v[:, 1] * 0.5 + 0.5], 1)

@@ -30,50 +30,10 @@ import argparse
 import sys
 
 import numpy as np
+from bench_scenes import SIZES, icosphere, orbit_clip_positions  # noqa: E402  (shared scenes)
 from timing import time_call  # noqa: E402  (the one benchmark timer: benchmarks/timing.py)
 
-SIZES = {"20k": 5, "320k": 7, "1.3M": 8}  # icosphere level: 20 * 4**k triangles
 PIPELINES = ("rast", "+interp", "+tex", "+aa")
-
-
-def icosphere(level: int) -> tuple[np.ndarray, np.ndarray]:
-    """Unit icosphere (vertices on the sphere, faces counter-clockwise seen from outside)."""
-    t = (1 + 5 ** 0.5) / 2
-    v = np.array([[-1, t, 0], [1, t, 0], [-1, -t, 0], [1, -t, 0], [0, -1, t], [0, 1, t], [0, -1, -t], [0, 1, -t],
-                  [t, 0, -1], [t, 0, 1], [-t, 0, -1], [-t, 0, 1]], np.float64)
-    f = np.array([[0, 11, 5], [0, 5, 1], [0, 1, 7], [0, 7, 10], [0, 10, 11], [1, 5, 9], [5, 11, 4], [11, 10, 2],
-                  [10, 7, 6], [7, 1, 8], [3, 9, 4], [3, 4, 2], [3, 2, 6], [3, 6, 8], [3, 8, 9], [4, 9, 5],
-                  [2, 4, 11], [6, 2, 10], [8, 6, 7], [9, 8, 1]], np.int64)
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
-    for _ in range(level):
-        e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
-        key = np.minimum(e[:, 0], e[:, 1]) * len(v) + np.maximum(e[:, 0], e[:, 1])
-        uniq, inv = np.unique(key, return_inverse=True)
-        a, b = uniq // len(v), uniq % len(v)
-        mid = v[a] + v[b]
-        mid /= np.linalg.norm(mid, axis=1, keepdims=True)
-        m = (inv + len(v)).reshape(3, -1)
-        v = np.concatenate([v, mid])
-        f = np.concatenate([np.stack([f[:, 0], m[0], m[2]], 1), np.stack([f[:, 1], m[1], m[0]], 1),
-                            np.stack([f[:, 2], m[2], m[1]], 1), np.stack([m[0], m[1], m[2]], 1)])
-    return v, f
-
-
-def clip_positions(v: np.ndarray, views: int) -> np.ndarray:
-    """[B,V,4] clip positions of `views` cameras orbiting at distance 2.6 (fov 50 degrees)."""
-    out = []
-    for b in range(views):
-        a = 2 * np.pi * b / max(views, 1) + 0.4
-        eye = np.array([2.6 * np.sin(a), 0.6, 2.6 * np.cos(a)])
-        fwd = -eye / np.linalg.norm(eye)
-        side = np.cross(fwd, [0, 1, 0]); side /= np.linalg.norm(side)
-        up = np.cross(side, fwd)
-        view = np.eye(4); view[0, :3], view[1, :3], view[2, :3] = side, up, -fwd
-        view[:3, 3] = -view[:3, :3] @ eye
-        n, far, t = 0.5, 10.0, 1 / np.tan(np.radians(25))
-        proj = np.array([[t, 0, 0, 0], [0, t, 0, 0], [0, 0, (far + n) / (n - far), 2 * far * n / (n - far)], [0, 0, -1, 0]])
-        out.append(np.concatenate([v, np.ones((len(v), 1))], 1) @ (proj @ view).T)
-    return np.asarray(out, np.float32)
 
 
 def make_pipeline(lib, ctx, pipeline: str, tri, uv, res):
@@ -150,13 +110,13 @@ def main() -> int:
     rng = np.random.default_rng(0)
     tex = torch.tensor(rng.uniform(0, 1, (1, 1024, 1024, 3)), dtype=torch.float32, device=dev)
     for size in args.sizes.split(","):
-        v, f = icosphere(SIZES[size])
+        v, f = icosphere(SIZES[size])  # float32 vertices on the unit sphere, int32 faces
         tri = torch.tensor(f, dtype=torch.int32, device=dev)
         col = torch.tensor(rng.uniform(0, 1, (1, len(v), 3)), dtype=torch.float32, device=dev)
         uv_np = np.stack([np.arctan2(v[:, 0], v[:, 2]) / (2 * np.pi) + 0.5, v[:, 1] * 0.5 + 0.5], 1)
         uv = torch.tensor(uv_np[None], dtype=torch.float32, device=dev)
         for b in (int(x) for x in args.batch.split(",")):
-            pos = torch.tensor(clip_positions(v, b), device=dev)
+            pos = torch.tensor(orbit_clip_positions(v, b), device=dev)
             for res in (int(x) for x in args.res.split(",")):
                 weight = torch.randn(b, res, res, 3, device=dev)
                 for pipe in args.pipelines.split(","):
