@@ -149,8 +149,15 @@ void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<Trian
     T zbuf[kRasterTileSize * kRasterTileSize];
     int32_t ibuf[kRasterTileSize * kRasterTileSize];
     for (int i = 0; i < TS * TS; ++i) ibuf[i] = -1;
-    for (int64_t k = tile_begin[tile]; k < tile_begin[tile + 1]; ++k) {
+    const int64_t k_end = tile_begin[tile + 1];
+    for (int64_t k = tile_begin[tile]; k < k_end; ++k) {
       const int32_t t = bins[k];
+      if (k + 2 < k_end) {  // setups are read in bin order, scattered over MBs: fetch ahead
+        const char* ahead = reinterpret_cast<const char*>(&setups[bins[k + 2]]);
+        __builtin_prefetch(ahead);
+        __builtin_prefetch(ahead + 64);
+        __builtin_prefetch(ahead + sizeof(TriangleSetup<T>) - 1);
+      }
       const TriangleSetup<T>& s = setups[t];
       const int x0 = std::max(s.x0, tx0), x1 = std::min(s.x1, tx1);
       const int y0 = std::max(s.y0, ty0), y1 = std::min(s.y1, ty1);
