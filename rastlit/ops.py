@@ -1,7 +1,7 @@
 """Functional API: rasterize, interpolate and texture, with nvdiffrast's conventions (no context argument).
 
 Each op is a PyTorch custom op (``torch.ops.rastlit.*``): the schema, input checks and kernels
-live in C++ (``csrc/ops.cpp`` and ``csrc/<op>/<op>_torch.cpp``); this module registers the fake (meta) kernels used by
+live in C++ (``csrc/ops.cpp``); this module registers the fake (meta) kernels used by
 ``torch.compile`` and the autograd formulas, and offers the user-facing functions.
 
 Conventions (same as nvdiffrast):

@@ -42,8 +42,8 @@ def test_cuda_kernel_file_compiles_with_plain_nvcc(cu, tmp_path):
 
 
 def test_cuda_bindings_compile(tmp_path):
-    """The torch binding (ops.cpp, ops_cuda.cpp and every op's <op>_torch.cpp) with its CUDA branches
-    passes the compiler's checks against torch's headers. A CPU wheel of torch lacks one generated CUDA config header, supplied here."""
+    """ops.cpp with its CUDA branches and ops_cuda.cpp pass the compiler's checks against torch's
+    headers. A CPU wheel of torch lacks one generated CUDA config header, supplied here."""
     _need_nvcc()
     torch_inc = Path(torch.__file__).parent / "include"
     candidates = [Path(NVCC).resolve().parent.parent / "include", Path(os.environ.get("CUDA_HOME", "/nonexistent")) / "include",
@@ -57,9 +57,7 @@ def test_cuda_bindings_compile(tmp_path):
         (stub / "c10/cuda/impl").mkdir(parents=True)
         (stub / "c10/cuda/impl/cuda_cmake_macros.h").write_text("#pragma once\n")
     py_inc = Path(sys.base_prefix) / "include" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    bindings = ["ops.cpp", "ops_cuda.cpp"] + sorted(p.relative_to(CSRC).as_posix() for p in CSRC.rglob("*_torch.cpp"))
-    assert len(bindings) >= 7
-    for src in bindings:
+    for src in ("ops.cpp", "ops_cuda.cpp"):
         cmd = ["c++", "-std=c++20", "-fsyntax-only", "-DRASTLIT_WITH_CUDA", "-DUSE_CUDA", f"-I{stub}", f"-I{CSRC}",
                f"-I{cuda_inc}", "-isystem", str(torch_inc), "-isystem", str(torch_inc / "torch/csrc/api/include"),
                "-isystem", str(py_inc), str(CSRC / src)]
@@ -69,8 +67,8 @@ def test_cuda_bindings_compile(tmp_path):
 
 def test_kernel_files_include_no_torch_headers():
     for p in list(CSRC.rglob("*.h")) + list(CSRC.rglob("*.cuh")) + list(CSRC.rglob("*.cu")) + list(CSRC.rglob("*.cpp")):
-        if p.name in ("ops.cpp", "ops_cuda.cpp", "torch_common.h", "torch_ops.h") or p.name.endswith("_torch.cpp"):
-            continue  # the torch binding
+        if p.name in ("ops.cpp", "ops_cuda.cpp"):
+            continue
         text = p.read_text()
         for banned in ("<torch/", "<ATen/", "<c10/", '"torch/', '"ATen/', '"c10/'):
             assert banned not in text, f"{p.relative_to(CSRC)} includes {banned}"
