@@ -43,21 +43,15 @@ struct CpuBackend {
 }  // namespace jaxffi
 }  // namespace rastlit
 
-#define RL_CPU_HANDLER(sym, op, BIND)                                                          \
-  RL_FFI_EXPORT(sym);                                                                          \
-  XLA_FFI_DEFINE_HANDLER_SYMBOL(                                                               \
-      sym,                                                                                     \
-      [](auto... args) {                                                                       \
-        rastlit::jaxffi::CpuBackend be;                                                        \
-        return rastlit::jaxffi::op(be, std::move(args)...);                                    \
-      },                                                                                       \
-      BIND(::xla::ffi::Ffi::Bind()))
+// rastlit_<op>: the handler of <op> for platform "cpu".
+#define RL_CPU_HANDLER(op, BIND)                                                              \
+  RL_FFI_EXPORT(rastlit_##op);                                                                \
+  XLA_FFI_DEFINE_HANDLER_SYMBOL(                                                              \
+      rastlit_##op,                                                                           \
+      [](auto... args) {                                                                      \
+        rastlit::jaxffi::CpuBackend be;                                                       \
+        return rastlit::jaxffi::op(be, std::move(args)...);                                   \
+      },                                                                                      \
+      BIND(::xla::ffi::Ffi::Bind()));
 
-RL_CPU_HANDLER(rastlit_rasterize_fwd, rasterize_fwd, RL_FFI_RASTERIZE_FWD);
-RL_CPU_HANDLER(rastlit_rasterize_bwd, rasterize_bwd, RL_FFI_RASTERIZE_BWD);
-RL_CPU_HANDLER(rastlit_interpolate_fwd, interpolate_fwd, RL_FFI_INTERPOLATE_FWD);
-RL_CPU_HANDLER(rastlit_interpolate_bwd, interpolate_bwd, RL_FFI_INTERPOLATE_BWD);
-RL_CPU_HANDLER(rastlit_texture_fwd, texture_fwd, RL_FFI_TEXTURE_FWD);
-RL_CPU_HANDLER(rastlit_texture_bwd, texture_bwd, RL_FFI_TEXTURE_BWD);
-RL_CPU_HANDLER(rastlit_antialias_fwd, antialias_fwd, RL_FFI_ANTIALIAS_FWD);
-RL_CPU_HANDLER(rastlit_antialias_bwd, antialias_bwd, RL_FFI_ANTIALIAS_BWD);
+RL_FFI_FOR_EACH_HANDLER(RL_CPU_HANDLER)

@@ -79,23 +79,17 @@ struct CudaBackend {
 }  // namespace jaxffi
 }  // namespace rastlit
 
-#define RL_CUDA_HANDLER(sym, op, BIND)                                                                     \
-  RL_FFI_EXPORT(sym);                                                                                      \
+// rastlit_<op>_cuda: the handler of <op> for platform "CUDA" (same target name and operands).
+#define RL_CUDA_HANDLER(op, BIND)                                                                          \
+  RL_FFI_EXPORT(rastlit_##op##_cuda);                                                                      \
   XLA_FFI_DEFINE_HANDLER_SYMBOL(                                                                           \
-      sym,                                                                                                 \
+      rastlit_##op##_cuda,                                                                                 \
       [](cudaStream_t stream, ::xla::ffi::ScratchAllocator scratch, auto... args) {                        \
         rastlit::jaxffi::CudaBackend be(stream, &scratch);                                                 \
         return rastlit::jaxffi::op(be, std::move(args)...);                                                \
       },                                                                                                   \
       BIND(::xla::ffi::Ffi::Bind()                                                                         \
                .Ctx<::xla::ffi::PlatformStream<cudaStream_t>>()                                            \
-               .Ctx<::xla::ffi::ScratchAllocator>()))
+               .Ctx<::xla::ffi::ScratchAllocator>()));
 
-RL_CUDA_HANDLER(rastlit_rasterize_fwd_cuda, rasterize_fwd, RL_FFI_RASTERIZE_FWD);
-RL_CUDA_HANDLER(rastlit_rasterize_bwd_cuda, rasterize_bwd, RL_FFI_RASTERIZE_BWD);
-RL_CUDA_HANDLER(rastlit_interpolate_fwd_cuda, interpolate_fwd, RL_FFI_INTERPOLATE_FWD);
-RL_CUDA_HANDLER(rastlit_interpolate_bwd_cuda, interpolate_bwd, RL_FFI_INTERPOLATE_BWD);
-RL_CUDA_HANDLER(rastlit_texture_fwd_cuda, texture_fwd, RL_FFI_TEXTURE_FWD);
-RL_CUDA_HANDLER(rastlit_texture_bwd_cuda, texture_bwd, RL_FFI_TEXTURE_BWD);
-RL_CUDA_HANDLER(rastlit_antialias_fwd_cuda, antialias_fwd, RL_FFI_ANTIALIAS_FWD);
-RL_CUDA_HANDLER(rastlit_antialias_bwd_cuda, antialias_bwd, RL_FFI_ANTIALIAS_BWD);
+RL_FFI_FOR_EACH_HANDLER(RL_CUDA_HANDLER)

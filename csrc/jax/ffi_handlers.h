@@ -406,6 +406,18 @@ ffi::Error antialias_bwd(B& be, ffi::AnyBuffer color, ffi::AnyBuffer rast, ffi::
   b.Arg<RL_BUF>().Arg<RL_BUF>().Arg<RL_BUF>().Arg<RL_BUF>().Arg<RL_BUF>().Arg<RL_BUF>().Arg<RL_BUF>().Ret<RL_BUF>() \
       .Ret<RL_BUF>()
 
+// Every handler once, as (op, operand list): each backend expands this list with its own
+// registration macro, so the CPU and CUDA libraries export the same set.
+#define RL_FFI_FOR_EACH_HANDLER(X)                \
+  X(rasterize_fwd, RL_FFI_RASTERIZE_FWD)         \
+  X(rasterize_bwd, RL_FFI_RASTERIZE_BWD)         \
+  X(interpolate_fwd, RL_FFI_INTERPOLATE_FWD)     \
+  X(interpolate_bwd, RL_FFI_INTERPOLATE_BWD)     \
+  X(texture_fwd, RL_FFI_TEXTURE_FWD)             \
+  X(texture_bwd, RL_FFI_TEXTURE_BWD)             \
+  X(antialias_fwd, RL_FFI_ANTIALIAS_FWD)         \
+  X(antialias_bwd, RL_FFI_ANTIALIAS_BWD)
+
 // Declares an exported handler symbol (everything else is hidden: -fvisibility=hidden, so the
 // kernels here never clash with the torch extension's in one process).
 #define RL_FFI_EXPORT(name) \
