@@ -64,6 +64,7 @@ def _check_sanitizer_runtime() -> None:
 
 
 from ._compiler import _compiler_env, _elf_needed, _links_libstdcxx_dynamically  # noqa: E402,F401
+from ._compiler import cache_root, find_csrc  # noqa: E402
 
 
 def _cflags() -> list[str]:
@@ -79,14 +80,7 @@ def _ldflags() -> list[str]:
 def csrc_dir() -> Path:
     """The kernel sources: ``csrc/`` beside the package (source tree, editable install) or the
     copy installed inside the package (regular install)."""
-    here = Path(__file__).resolve().parent
-    for cand in (here.parent / "csrc", here / "csrc"):
-        if (cand / "ops.cpp").is_file():
-            return cand
-    raise RuntimeError(
-        f"rastlit: cannot find the C++ sources (looked for csrc/ops.cpp beside {here} and inside it); "
-        "reinstall rastlit with `pip install .`"
-    )
+    return find_csrc("ops.cpp")
 
 
 def cuda_enabled() -> bool:
@@ -127,12 +121,7 @@ def _stamp(root: Path) -> str:
 
 
 def build_dir() -> Path:
-    base = os.environ.get("RASTLIT_BUILD_DIR")
-    if base:
-        root = Path(base)
-    else:
-        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-        root = cache / "rastlit"
+    root = cache_root()
     tag = f"torch{torch.__version__.replace('+', '_')}-py{sys.version_info[0]}{sys.version_info[1]}"
     if cuda_enabled():
         tag += "-cuda"

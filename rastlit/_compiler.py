@@ -1,5 +1,6 @@
-"""The C++ compiler probe, shared by the torch extension's build (``rastlit._build``) and the JAX
-library's (``rastlit.jax._build``). Imports nothing but the standard library (no torch)."""
+"""What the torch extension's build (``rastlit._build``) and the JAX library's
+(``rastlit.jax._build``) share: the C++ compiler probe, where the sources are and the cache root.
+Imports nothing but the standard library (no torch)."""
 
 from __future__ import annotations
 
@@ -97,3 +98,25 @@ def _compiler_env():
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def find_csrc(marker: str) -> Path:
+    """The kernel sources: ``csrc/`` beside the package (source tree, editable install) or the copy
+    installed inside it (regular install), recognised by the file ``marker`` (relative to csrc)."""
+    here = Path(__file__).resolve().parent
+    for cand in (here.parent / "csrc", here / "csrc"):
+        if (cand / marker).is_file():
+            return cand
+    raise RuntimeError(
+        f"rastlit: cannot find the C++ sources (looked for csrc/{marker} beside {here} and inside it); "
+        "reinstall rastlit with `pip install .`"
+    )
+
+
+def cache_root() -> Path:
+    """Where built libraries are cached: ``$RASTLIT_BUILD_DIR``, else ``$XDG_CACHE_HOME/rastlit``
+    (``~/.cache/rastlit``); each build keys its own subfolder under it."""
+    base = os.environ.get("RASTLIT_BUILD_DIR")
+    if base:
+        return Path(base)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rastlit"

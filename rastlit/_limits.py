@@ -62,3 +62,14 @@ def diff_attrs(value, num_attrs: int, name: str = "diff_attrs") -> list[int]:
         if not 0 <= i < num_attrs:
             raise ValueError(f"{name} holds {i}, outside [0, {num_attrs}) (attr has {num_attrs} attributes)")
     return out
+
+
+def msg_mip_not_halvable(k: int, h: int, w: int) -> str:
+    return (f"texture_construct_mip: mip level {k} has size {h}x{w} (height x width), which cannot be "
+            f"halved (each side > 1 must be even); pass max_mip_level={k} to stop there, or use a "
+            f"texture whose sides are powers of two")
+
+
+def msg_too_many_mip_levels(size) -> str:
+    return (f"tex of size {tuple(size)} needs more than {MAX_MIP_LEVELS} mip levels to reach 1x1; "
+            f"pass max_mip_level <= {MAX_MIP_LEVELS}")

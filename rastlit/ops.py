@@ -158,7 +158,7 @@ def interpolate(
 
 _TEXTURE_FILTERS = {"nearest": 0, "linear": 1, "linear-mipmap-nearest": 2, "linear-mipmap-linear": 3}
 _TEXTURE_BOUNDARIES = {"wrap": 0, "clamp": 1, "zero": 2}
-from ._limits import MAX_MIP_LEVELS  # noqa: E402
+from ._limits import MAX_MIP_LEVELS, msg_mip_not_halvable, msg_too_many_mip_levels  # noqa: E402
 
 def texture_construct_mip(tex: torch.Tensor, max_mip_level: int | None = None) -> list[torch.Tensor]:
     """Build the mip pyramid of ``tex`` once, to pass as ``texture(..., mip=...)``.
@@ -189,11 +189,7 @@ def texture_construct_mip(tex: torch.Tensor, max_mip_level: int | None = None) -
     while len(levels) < limit and (h > 1 or w > 1):
         if (h > 1 and h % 2) or (w > 1 and w % 2):
             k = len(levels)
-            raise ValueError(
-                f"texture_construct_mip: mip level {k} has size {h}x{w} (height x width), which cannot be "
-                f"halved (each side > 1 must be even); pass max_mip_level={k} to stop there, or use a "
-                f"texture whose sides are powers of two"
-            )
+            raise ValueError(msg_mip_not_halvable(k, h, w))
         kh, kw = (2 if h > 1 else 1), (2 if w > 1 else 1)
         # 2x2 (or 2x1, 1x2) box average as sums of views of the NHWC tensor: differentiable, and
         # several times faster on the CPU (forward and backward) than avg_pool2d or a strided mean.
@@ -208,10 +204,7 @@ def texture_construct_mip(tex: torch.Tensor, max_mip_level: int | None = None) -
         h, w = h // kh, w // kw
         levels.append(cur)
     if max_mip_level is None and (h > 1 or w > 1):
-        raise ValueError(
-            f"tex of size {tuple(tex.shape[1:3])} needs more than {MAX_MIP_LEVELS} mip levels to reach 1x1; "
-            f"pass max_mip_level <= {MAX_MIP_LEVELS}"
-        )
+        raise ValueError(msg_too_many_mip_levels(tex.shape[1:3]))
     return levels
 
 def texture(

@@ -147,10 +147,7 @@ class MeshFitTask(RenderTask):
             raise ValueError("task.appearance.texture_from must be a fraction of the steps in [0, 1) at or after "
                              f"the last of task.schedule.subdivide_at {fr} (the atlas is made for the final "
                              f"faces), got {tf}")
-        cell = self.app_cfg["atlas_cell"]
-        if isinstance(cell, bool) or not isinstance(cell, int) or cell < 8:
-            raise ValueError(f"task.appearance.atlas_cell must be an int >= 8 (texels per cell of two triangles), "
-                             f"got {cell!r}")
+        rl_mesh.atlas_size(1, self.app_cfg["atlas_cell"], name="task.appearance.atlas_cell")  # validates it
         self.silhouette, self.soft = silhouette, dict(soft or {})
         self.background = background_rgb(background)
         self.register_buffer("background_color", torch.tensor(self.background), persistent=False)

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from .._compiler import _compiler_env
+from .._compiler import _compiler_env, cache_root, find_csrc
 
 _LIB_NAME = "rastlit_jax.so"
 # -ffp-contract=off as in the torch build (bitwise equal kernels); -fopenmp for the kernels'
@@ -64,12 +64,7 @@ def _cuda_arch_flags() -> list[str]:
 
 
 def csrc_dir() -> Path:
-    here = Path(__file__).resolve().parent.parent
-    for cand in (here.parent / "csrc", here / "csrc"):
-        if (cand / "jax" / "ffi_cpu.cpp").is_file():
-            return cand
-    raise RuntimeError(f"rastlit.jax: cannot find the C++ sources (csrc/jax/ffi_cpu.cpp beside or inside {here}); "
-                       "reinstall rastlit with `pip install .`")
+    return find_csrc("jax/ffi_cpu.cpp")
 
 
 def ffi_include_dir() -> Path:
@@ -110,8 +105,7 @@ def _stamp(root: Path) -> str:
 def build_dir() -> Path:
     import jaxlib
 
-    base = os.environ.get("RASTLIT_BUILD_DIR")
-    root = Path(base) if base else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rastlit"
+    root = cache_root()
     major, minor = ffi_api_version()
     tag = f"jax{jaxlib.__version__}-ffi{major}.{minor}-py{sys.version_info[0]}{sys.version_info[1]}"
     return root / (tag + ("-cuda" if cuda_enabled() else ""))

@@ -193,10 +193,6 @@ def _tri(tri):
     return tri
 
 
-def _resolution(resolution) -> tuple[int, int]:
-    return _limits.resolution(resolution)
-
-
 # ---------------------------------------------------------------------------------- rasterize
 
 def rasterize(pos, tri, resolution: Sequence[int], ranges=None, grad_db: bool = True, peel=None):
@@ -207,7 +203,7 @@ def rasterize(pos, tri, resolution: Sequence[int], ranges=None, grad_db: bool = 
     id + 1) with row 0 at the bottom; ``rast_db`` ``[B,H,W,4]``. ``peel``: the previous depth
     layer's ``rast`` (depth peeling; see :func:`depth_peel`). Differentiable in ``pos`` (through u,
     v, and ``rast_db`` when ``grad_db``)."""
-    h, w = _resolution(resolution)
+    h, w = _limits.resolution(resolution)
     pos = _float(pos, "pos")
     tri = _tri(tri)
     if pos.ndim == 3:
@@ -378,9 +374,7 @@ def texture_construct_mip(tex, max_mip_level: int | None = None) -> list:
     while len(levels) < limit and (h > 1 or w > 1):
         if (h > 1 and h % 2) or (w > 1 and w % 2):
             k = len(levels)
-            raise ValueError(f"texture_construct_mip: mip level {k} has size {h}x{w} (height x width), which cannot be "
-                             f"halved (each side > 1 must be even); pass max_mip_level={k} to stop there, or use a "
-                             "texture whose sides are powers of two")
+            raise ValueError(_limits.msg_mip_not_halvable(k, h, w))
         kh, kw = (2 if h > 1 else 1), (2 if w > 1 else 1)
         # rows, then columns, then the scale: the torch op's order of additions (bitwise equal)
         if kh == 2:
@@ -391,8 +385,7 @@ def texture_construct_mip(tex, max_mip_level: int | None = None) -> list:
         h, w = h // kh, w // kw
         levels.append(cur.astype(tex.dtype))
     if max_mip_level is None and (h > 1 or w > 1):
-        raise ValueError(f"tex of size {tuple(tex.shape[1:3])} needs more than {MAX_MIP_LEVELS} mip levels to reach "
-                         f"1x1; pass max_mip_level <= {MAX_MIP_LEVELS}")
+        raise ValueError(_limits.msg_too_many_mip_levels(tex.shape[1:3]))
     return levels
 
 

@@ -84,12 +84,12 @@ def _atlas_grid(num_faces: int, size: int) -> tuple[int, int]:
     return g, c
 
 
-def atlas_size(num_faces: int, cell: int) -> int:
+def atlas_size(num_faces: int, cell: int, name: str = "cell") -> int:
     """The :func:`triangle_atlas` texture size that gives ``num_faces`` faces square cells of
     ``cell`` texels (two faces per cell; ``cell >= 8`` leaves each triangle legs of
-    ``cell - 4`` texels beside its gutters)."""
+    ``cell - 4`` texels beside its gutters). ``name``: how an error message calls ``cell``."""
     if isinstance(cell, bool) or int(cell) != cell or cell < 8:
-        raise ValueError(f"cell must be an int >= 8 (texels per atlas cell), got {cell!r}")
+        raise ValueError(f"{name} must be an int >= 8 (texels per atlas cell), got {cell!r}")
     g, _ = _atlas_grid(num_faces, 10**9)
     return g * int(cell)
 
