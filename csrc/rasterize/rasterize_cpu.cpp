@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -56,20 +57,28 @@ void zbuffer_triangle_scalar(const TriangleSetup<T>& s, const TriangleVertices<T
 #ifdef RL_X86_SIMD
 // The same, with the fast coverage test on 4 pixels at once (AVX2, double: the same products and
 // sums as coverage_fast, so the same answers bit for bit). `pxd` holds the pixel centres' NDC x
-// in double, padded by 4 entries.
+// in double, padded by 4 entries. For float32 without depth peeling the depth and z-buffer tests
+// of the pixels found inside are done 4 at once as well (the same float products and sums as
+// zbuffer_pixel, masked loads and stores within the pixel box); pixels within rounding distance of
+// an edge, double input and depth peeling take zbuffer_pixel one by one.
 template <typename T>
 __attribute__((target("avx2"))) void zbuffer_triangle_avx2(const TriangleSetup<T>& s, const TriangleVertices<T>& tv,
                                                            int x0, int x1, int y0, int y1, int tx0, int ty0, int TS,
                                                            const T* px, const double* pxd, const T* py, int W,
                                                            const T* peel, int64_t global_id, T* zbuf, int32_t* ibuf,
                                                            int32_t t) {
+  constexpr bool kVectorDepth = std::is_same<T, float>::value;
+  const bool vector_depth = kVectorDepth && peel == nullptr;
   const __m256d cx0 = _mm256_set1_pd(s.c[0].x), cx1 = _mm256_set1_pd(s.c[1].x), cx2 = _mm256_set1_pd(s.c[2].x);
   const __m256d b0 = _mm256_set1_pd(s.bound[0]), b1 = _mm256_set1_pd(s.bound[1]), b2 = _mm256_set1_pd(s.bound[2]);
   const __m256d nb0 = _mm256_set1_pd(-s.bound[0]), nb1 = _mm256_set1_pd(-s.bound[1]), nb2 = _mm256_set1_pd(-s.bound[2]);
+  const __m128 zx = _mm_set1_ps(float(s.zplane.x)), minus_one = _mm_set1_ps(-1.0f), one = _mm_set1_ps(1.0f);
+  const __m128i tvec = _mm_set1_epi32(t);
   for (int y = y0; y <= y1; ++y) {
     EdgeRow<T> row;
     edge_row(s, py[y], &row);
     const __m256d r0 = _mm256_set1_pd(row.r[0]), r1 = _mm256_set1_pd(row.r[1]), r2 = _mm256_set1_pd(row.r[2]);
+    const __m128 zr = _mm_set1_ps(float(row.zr));
     for (int x = x0; x <= x1; x += 4) {
       const __m256d X = _mm256_loadu_pd(pxd + x);
       const __m256d e0 = _mm256_add_pd(_mm256_mul_pd(cx0, X), r0);
@@ -80,8 +89,26 @@ __attribute__((target("avx2"))) void zbuffer_triangle_avx2(const TriangleSetup<T
       const __m256d out = _mm256_or_pd(_mm256_or_pd(_mm256_cmp_pd(e0, nb0, _CMP_LT_OQ), _mm256_cmp_pd(e1, nb1, _CMP_LT_OQ)),
                                        _mm256_cmp_pd(e2, nb2, _CMP_LT_OQ));
       const int n = x1 - x + 1 < 4 ? x1 - x + 1 : 4;
-      const int inside = _mm256_movemask_pd(in);
-      int todo = ((1 << n) - 1) & ~(_mm256_movemask_pd(out) & ~inside);
+      const int lanes = (1 << n) - 1;
+      const int inside = _mm256_movemask_pd(in) & lanes;
+      int todo = lanes & ~(_mm256_movemask_pd(out) | inside);  // undecided: the exact test
+      if (vector_depth && inside) {  // (a compile-time false for double)
+        const int li = (y - ty0) * TS + (x - tx0);
+        // live: all ones in lane k where pixel x + k is inside (and within the box).
+        const __m128i bits = _mm_setr_epi32(1, 2, 4, 8);
+        const __m128i live_mask = _mm_cmpeq_epi32(_mm_and_si128(_mm_set1_epi32(inside), bits), bits);
+        const __m128 z = _mm_add_ps(_mm_mul_ps(zx, _mm_loadu_ps(reinterpret_cast<const float*>(px) + x)), zr);
+        const __m128 zb = _mm_maskload_ps(reinterpret_cast<float*>(zbuf) + li, live_mask);
+        const __m128i ib = _mm_maskload_epi32(ibuf + li, live_mask);
+        const __m128 in_range = _mm_and_ps(_mm_cmp_ps(z, minus_one, _CMP_GE_OQ), _mm_cmp_ps(z, one, _CMP_LE_OQ));
+        const __m128 nearer = _mm_or_ps(_mm_castsi128_ps(_mm_cmplt_epi32(ib, _mm_setzero_si128())),
+                                        _mm_cmp_ps(z, zb, _CMP_LT_OQ));
+        const __m128i win = _mm_and_si128(live_mask, _mm_castps_si128(_mm_and_ps(in_range, nearer)));
+        _mm_maskstore_ps(reinterpret_cast<float*>(zbuf) + li, win, z);
+        _mm_maskstore_epi32(ibuf + li, win, tvec);
+      } else {
+        todo |= inside;
+      }
       while (todo) {
         const int k = __builtin_ctz(todo);
         todo &= todo - 1;
@@ -148,7 +175,10 @@ void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<Trian
     const int tx0 = tb.x0, ty0 = tb.y0, tx1 = tb.x1, ty1 = tb.y1;
     T zbuf[kRasterTileSize * kRasterTileSize];
     int32_t ibuf[kRasterTileSize * kRasterTileSize];
-    for (int i = 0; i < TS * TS; ++i) ibuf[i] = -1;
+    for (int i = 0; i < TS * TS; ++i) {
+      ibuf[i] = -1;
+      zbuf[i] = T(0);  // read (and ignored) beside ibuf < 0 by the 4-wide depth test
+    }
     const int64_t k_end = tile_begin[tile + 1];
     for (int64_t k = tile_begin[tile]; k < k_end; ++k) {
       const int32_t t = bins[k];
@@ -195,7 +225,7 @@ void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<Trian
 
 template <typename T>
 int rasterize_fwd_cpu(const RasterizeFwdParams<T>& p) {
-  std::vector<T> px(static_cast<size_t>(p.width)), py(static_cast<size_t>(p.height));
+  std::vector<T> px(static_cast<size_t>(p.width) + 4, T(0)), py(static_cast<size_t>(p.height));  // px padded for 4-wide loads
   for (int j = 0; j < p.width; ++j) px[j] = pixel_center_ndc<T>(j, p.width);
   for (int i = 0; i < p.height; ++i) py[i] = pixel_center_ndc<T>(i, p.height);
   std::vector<double> pxd(static_cast<size_t>(p.width) + 4, 0.0);  // padded for 4-wide loads
