@@ -119,6 +119,73 @@ __attribute__((target("avx2"))) void zbuffer_triangle_avx2(const TriangleSetup<T
   }
 }
 
+// The outputs of one row of a tile, 4 pixels at a time (AVX2, float32): each lane does
+// barycentrics_from_setup's arithmetic in the same order, so the bits are the same; the winners'
+// edge vectors are gathered from their setups. ids: the z-buffer's winners (-1: background),
+// zs: their depths, pxd: pixel centres' NDC x (double), y: the row's NDC y, id_base: the view's
+// first triangle; n pixels from rast / db on. Returns how many pixels it wrote (a multiple of 4).
+// (c_i - b sum_j c_j) / s * k, as barycentrics_from_setup writes it.
+__attribute__((target("avx2"))) inline __m256d barycentric_derivative_avx2(__m256d ci, __m256d b, __m256d sum,
+                                                                           __m256d inv_s, __m256d k) {
+  return _mm256_mul_pd(_mm256_mul_pd(_mm256_sub_pd(ci, _mm256_mul_pd(b, sum)), inv_s), k);
+}
+
+static_assert(sizeof(TriangleSetup<float>) % sizeof(double) == 0, "setups are gathered in doubles");
+__attribute__((target("avx2"))) int write_row_outputs_avx2(const TriangleSetup<float>* setups, const int32_t* ids,
+                                                           const float* zs, int n, const double* pxd, double y,
+                                                           double kx, double ky, int64_t id_base, float* rast,
+                                                           float* db) {
+  constexpr int kStride = int(sizeof(TriangleSetup<float>) / sizeof(double));
+  const double* base = reinterpret_cast<const double*>(setups);
+  const __m256d Y = _mm256_set1_pd(y), KX = _mm256_set1_pd(kx), KY = _mm256_set1_pd(ky), ONE = _mm256_set1_pd(1.0);
+  int j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const __m128i id = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ids + j));
+    const __m128i valid = _mm_cmpgt_epi32(id, _mm_set1_epi32(-1));
+    float* r = rast + 4 * j;
+    float* d = db + 4 * j;
+    if (_mm_testz_si128(valid, valid)) {
+      const __m256 zero = _mm256_setzero_ps();
+      _mm256_storeu_ps(r, zero);
+      _mm256_storeu_ps(r + 8, zero);
+      _mm256_storeu_ps(d, zero);
+      _mm256_storeu_ps(d + 8, zero);
+      continue;
+    }
+    // Background lanes read triangle 0's setup (any valid one would do): their results are masked.
+    const __m128i row = _mm_mullo_epi32(_mm_and_si128(id, valid), _mm_set1_epi32(kStride));
+    __m256d c[9];
+    for (int k = 0; k < 9; ++k) c[k] = _mm256_i32gather_pd(base + k, row, 8);  // c[i].{x,y,z} at 3i + {0,1,2}
+    const __m256d X = _mm256_loadu_pd(pxd + j);
+    __m256d e[3];
+    for (int i = 0; i < 3; ++i)
+      e[i] = _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(c[3 * i], X), _mm256_mul_pd(c[3 * i + 1], Y)), c[3 * i + 2]);
+    const __m256d inv_s = _mm256_div_pd(ONE, _mm256_add_pd(_mm256_add_pd(e[0], e[1]), e[2]));
+    const __m256d b0 = _mm256_mul_pd(e[0], inv_s), b1 = _mm256_mul_pd(e[1], inv_s);
+    const __m256d sx = _mm256_add_pd(_mm256_add_pd(c[0], c[3]), c[6]);
+    const __m256d sy = _mm256_add_pd(_mm256_add_pd(c[1], c[4]), c[7]);
+    const __m128 mask = _mm_castsi128_ps(valid);
+    __m128 u = _mm_and_ps(_mm256_cvtpd_ps(b0), mask), v = _mm_and_ps(_mm256_cvtpd_ps(b1), mask);
+    __m128 z = _mm_and_ps(_mm_loadu_ps(zs + j), mask);
+    __m128 id1 = _mm_and_ps(_mm_cvtepi32_ps(_mm_add_epi32(id, _mm_set1_epi32(int32_t(id_base + 1)))), mask);
+    _MM_TRANSPOSE4_PS(u, v, z, id1);
+    _mm_storeu_ps(r, u);
+    _mm_storeu_ps(r + 4, v);
+    _mm_storeu_ps(r + 8, z);
+    _mm_storeu_ps(r + 12, id1);
+    __m128 d0 = _mm_and_ps(_mm256_cvtpd_ps(barycentric_derivative_avx2(c[0], b0, sx, inv_s, KX)), mask);
+    __m128 d1 = _mm_and_ps(_mm256_cvtpd_ps(barycentric_derivative_avx2(c[1], b0, sy, inv_s, KY)), mask);
+    __m128 d2 = _mm_and_ps(_mm256_cvtpd_ps(barycentric_derivative_avx2(c[3], b1, sx, inv_s, KX)), mask);
+    __m128 d3 = _mm_and_ps(_mm256_cvtpd_ps(barycentric_derivative_avx2(c[4], b1, sy, inv_s, KY)), mask);
+    _MM_TRANSPOSE4_PS(d0, d1, d2, d3);
+    _mm_storeu_ps(d, d0);
+    _mm_storeu_ps(d + 4, d1);
+    _mm_storeu_ps(d + 8, d2);
+    _mm_storeu_ps(d + 12, d3);
+  }
+  return j;
+}
+
 bool use_avx2() {
   static const bool yes = __builtin_cpu_supports("avx2") && std::getenv("RASTLIT_NO_SIMD") == nullptr;
   return yes;
@@ -202,8 +269,20 @@ void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<Trian
       zbuffer_triangle_scalar(s, tv, x0, x1, y0, y1, tx0, ty0, TS, px.data(), py.data(), W, peel, vt.first + t, zbuf,
                               ibuf, t);
     }
+    const double kx = 2.0 / W, ky = 2.0 / H;
     for (int y = ty0; y <= ty1; ++y) {
-      for (int x = tx0; x <= tx1; ++x) {
+      int x = tx0;
+#ifdef RL_X86_SIMD
+      if constexpr (std::is_same<T, float>::value) {
+        if (use_avx2()) {
+          const int li = (y - ty0) * TS;
+          x += write_row_outputs_avx2(setups.data(), ibuf + li, zbuf + li, tx1 - tx0 + 1, pxd.data() + tx0,
+                                      double(py[y]), kx, ky, vt.first, rast + (int64_t(y) * W + tx0) * 4,
+                                      rast_db + (int64_t(y) * W + tx0) * 4);
+        }
+      }
+#endif
+      for (; x <= tx1; ++x) {
         const int li = (y - ty0) * TS + (x - tx0);
         T* r = rast + (int64_t(y) * W + x) * 4;
         T* d = rast_db + (int64_t(y) * W + x) * 4;
@@ -213,7 +292,7 @@ void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<Trian
           d[0] = d[1] = d[2] = d[3] = T(0);
           continue;
         }
-        barycentrics_from_setup(setups[t], px[x], py[y], 2.0 / W, 2.0 / H, r, d);
+        barycentrics_from_setup(setups[t], px[x], py[y], kx, ky, r, d);
         r[2] = zbuf[li];
         r[3] = T(vt.first + t + 1);
       }
