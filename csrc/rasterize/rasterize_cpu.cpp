@@ -186,6 +186,169 @@ __attribute__((target("avx2"))) int write_row_outputs_avx2(const TriangleSetup<f
   return j;
 }
 
+// Triangle setup of 4 triangles at once (AVX2, float32 input): setup_triangle's arithmetic lane by
+// lane, in the same order, for the common case: finite vertices inside the near/far slab, with a
+// det whose sign the rounded value decides. Lanes outside that case (clipping, exact det signs)
+// go through setup_triangle itself, so every setup is the one setup_triangle makes, bit for bit.
+// Products and sums are written out as setup_triangle, ndc_pixel_box and depth_plane write them;
+// min/max follow their `x < m ? x : m` order, which _mm256_min_pd(x, m) is.
+__attribute__((target("avx2"))) void setup_triangles4_avx2(const float* pos, const int32_t* tri, int height, int width,
+                                                           TriangleSetup<float>* out, unsigned char* valid) {
+  // Vertex k of the four triangles, lanes = triangles: a = (x, y, w) and z, in double.
+  __m256d ax[3], ay[3], aw[3], az[3];
+  for (int k = 0; k < 3; ++k) {
+    __m256d r[4];
+    for (int l = 0; l < 4; ++l) r[l] = _mm256_cvtps_pd(_mm_loadu_ps(pos + 4 * int64_t(tri[3 * l + k])));
+    const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]);  // x0 x1 z0 z1
+    const __m256d t1 = _mm256_unpackhi_pd(r[0], r[1]);  // y0 y1 w0 w1
+    const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]);
+    const __m256d t3 = _mm256_unpackhi_pd(r[2], r[3]);
+    ax[k] = _mm256_permute2f128_pd(t0, t2, 0x20);
+    az[k] = _mm256_permute2f128_pd(t0, t2, 0x31);
+    ay[k] = _mm256_permute2f128_pd(t1, t3, 0x20);
+    aw[k] = _mm256_permute2f128_pd(t1, t3, 0x31);
+  }
+  const __m256d sign_bit = _mm256_set1_pd(-0.0), inf = _mm256_set1_pd(HUGE_VAL), zero = _mm256_setzero_pd();
+#define RL_ABS(v) _mm256_andnot_pd(sign_bit, (v))
+  __m256d finite = _mm256_castsi256_pd(_mm256_set1_epi64x(-1)), slab = finite;
+  for (int k = 0; k < 3; ++k) {
+    finite = _mm256_and_pd(finite, _mm256_and_pd(_mm256_cmp_pd(RL_ABS(ax[k]), inf, _CMP_LT_OQ),
+                                                 _mm256_cmp_pd(RL_ABS(ay[k]), inf, _CMP_LT_OQ)));
+    finite = _mm256_and_pd(finite, _mm256_and_pd(_mm256_cmp_pd(RL_ABS(az[k]), inf, _CMP_LT_OQ),
+                                                 _mm256_cmp_pd(RL_ABS(aw[k]), inf, _CMP_LT_OQ)));
+    slab = _mm256_and_pd(slab, _mm256_and_pd(_mm256_cmp_pd(aw[k], zero, _CMP_GT_OQ),
+                                             _mm256_cmp_pd(RL_ABS(az[k]), aw[k], _CMP_LE_OQ)));
+  }
+  const int finite_lanes = _mm256_movemask_pd(finite);
+  // The projected box (ndc_pixel_box), for every lane; only the fast lanes' results are used.
+  __m256d xmin = _mm256_set1_pd(1e300), xmax = _mm256_set1_pd(-1e300), ymin = xmin, ymax = xmax;
+  for (int k = 0; k < 3; ++k) {
+    const __m256d iw = _mm256_div_pd(_mm256_set1_pd(1.0), aw[k]);
+    const __m256d x = _mm256_mul_pd(ax[k], iw), y = _mm256_mul_pd(ay[k], iw);
+    xmin = _mm256_min_pd(x, xmin);
+    xmax = _mm256_max_pd(x, xmax);
+    ymin = _mm256_min_pd(y, ymin);
+    ymax = _mm256_max_pd(y, ymax);
+  }
+  __m256d extent = _mm256_max_pd(_mm256_xor_pd(xmin, sign_bit), xmax);
+  extent = _mm256_max_pd(_mm256_xor_pd(ymin, sign_bit), extent);
+  extent = _mm256_max_pd(ymax, extent);
+  const __m256d margin = _mm256_add_pd(_mm256_set1_pd(1.0 / 256),
+                                       _mm256_mul_pd(_mm256_mul_pd(_mm256_set1_pd(1e-13), extent),
+                                                     _mm256_set1_pd(double(width > height ? width : height))));
+  const __m256d half = _mm256_set1_pd(0.5), one = _mm256_set1_pd(1.0), minus_one = _mm256_set1_pd(-1.0);
+  const __m256d wd = _mm256_set1_pd(double(width)), hd = _mm256_set1_pd(double(height));
+  // (v + 1) * 0.5 * n - 0.5, as ndc_pixel_box (macros: lambdas do not inherit the target attribute)
+#define RL_PIXEL(v, n) _mm256_sub_pd(_mm256_mul_pd(_mm256_mul_pd(_mm256_add_pd(v, one), half), n), half)
+  // Clamp to [-1, n] (fx > -1 ? min(fx, n) : -1 for finite fx), then ceil / floor, then to the image.
+  __m256d bx0 = _mm256_max_pd(_mm256_min_pd(_mm256_sub_pd(RL_PIXEL(xmin, wd), margin), wd), minus_one);
+  __m256d bx1 = _mm256_max_pd(_mm256_min_pd(_mm256_add_pd(RL_PIXEL(xmax, wd), margin), wd), minus_one);
+  __m256d by0 = _mm256_max_pd(_mm256_min_pd(_mm256_sub_pd(RL_PIXEL(ymin, hd), margin), hd), minus_one);
+  __m256d by1 = _mm256_max_pd(_mm256_min_pd(_mm256_add_pd(RL_PIXEL(ymax, hd), margin), hd), minus_one);
+  bx0 = _mm256_max_pd(_mm256_round_pd(bx0, _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC), zero);
+  by0 = _mm256_max_pd(_mm256_round_pd(by0, _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC), zero);
+  bx1 = _mm256_min_pd(_mm256_round_pd(bx1, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC), _mm256_set1_pd(width - 1));
+  by1 = _mm256_min_pd(_mm256_round_pd(by1, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC), _mm256_set1_pd(height - 1));
+  const int box_lanes = _mm256_movemask_pd(
+      _mm256_and_pd(_mm256_cmp_pd(bx0, bx1, _CMP_LE_OQ), _mm256_cmp_pd(by0, by1, _CMP_LE_OQ)));
+  const int slab_lanes = _mm256_movemask_pd(slab) & finite_lanes;
+  // Edge vectors c_i = a_{i+1} x a_{i+2} and their rounding bounds.
+  const __m256d K = _mm256_set1_pd(8.0 * 1.1102230246251565e-16);
+  __m256d cx[3], cy[3], cz[3], bound[3];
+  for (int i = 0; i < 3; ++i) {
+    const int j = (i + 1) % 3, k = (i + 2) % 3;
+    const __m256d yz = _mm256_mul_pd(ay[j], aw[k]), zy = _mm256_mul_pd(aw[j], ay[k]);
+    const __m256d zx = _mm256_mul_pd(aw[j], ax[k]), xz = _mm256_mul_pd(ax[j], aw[k]);
+    const __m256d xy = _mm256_mul_pd(ax[j], ay[k]), yx = _mm256_mul_pd(ay[j], ax[k]);
+    cx[i] = _mm256_sub_pd(yz, zy);
+    cy[i] = _mm256_sub_pd(zx, xz);
+    cz[i] = _mm256_sub_pd(xy, yx);
+    __m256d b = _mm256_add_pd(RL_ABS(yz), RL_ABS(zy));
+    b = _mm256_add_pd(b, RL_ABS(zx));
+    b = _mm256_add_pd(b, RL_ABS(xz));
+    b = _mm256_add_pd(b, RL_ABS(xy));
+    b = _mm256_add_pd(b, RL_ABS(yx));
+    bound[i] = _mm256_mul_pd(K, b);
+  }
+  const __m256d det =
+      _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(ax[0], cx[0]), _mm256_mul_pd(ay[0], cy[0])), _mm256_mul_pd(aw[0], cz[0]));
+#define RL_ABS_SUM(p, q, r, t) _mm256_add_pd(RL_ABS(_mm256_mul_pd(p, q)), RL_ABS(_mm256_mul_pd(r, t)))  // |p q| + |r t|
+  __m256d det_bound = _mm256_mul_pd(RL_ABS(ax[0]), RL_ABS_SUM(ay[1], aw[2], aw[1], ay[2]));
+  det_bound = _mm256_add_pd(det_bound, _mm256_mul_pd(RL_ABS(ay[0]), RL_ABS_SUM(aw[1], ax[2], ax[1], aw[2])));
+  det_bound = _mm256_add_pd(det_bound, _mm256_mul_pd(RL_ABS(aw[0]), RL_ABS_SUM(ax[1], ay[2], ay[1], ax[2])));
+  det_bound = _mm256_mul_pd(K, det_bound);
+  const __m256d negative = _mm256_cmp_pd(det, _mm256_xor_pd(det_bound, sign_bit), _CMP_LT_OQ);
+  const int decided_lanes =
+      _mm256_movemask_pd(_mm256_or_pd(_mm256_cmp_pd(det, det_bound, _CMP_GT_OQ), negative));
+  // The depth plane (depth_plane's all-w > 0 branch), from the raw edge vectors.
+  const __m256d d0 = _mm256_div_pd(az[0], aw[0]), d1 = _mm256_div_pd(az[1], aw[1]), d2 = _mm256_div_pd(az[2], aw[2]);
+  const __m256d k0 = _mm256_div_pd(_mm256_mul_pd(_mm256_sub_pd(d0, d2), aw[0]), det);
+  const __m256d k1 = _mm256_div_pd(_mm256_mul_pd(_mm256_sub_pd(d1, d2), aw[1]), det);
+  const __m128 zpx = _mm256_cvtpd_ps(_mm256_add_pd(_mm256_mul_pd(k0, cx[0]), _mm256_mul_pd(k1, cx[1])));
+  const __m128 zpy = _mm256_cvtpd_ps(_mm256_add_pd(_mm256_mul_pd(k0, cy[0]), _mm256_mul_pd(k1, cy[1])));
+  const __m128 zpz =
+      _mm256_cvtpd_ps(_mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(k0, cz[0]), _mm256_mul_pd(k1, cz[1])), d2));
+  // Orient the edge vectors (times sign(det)) and the tie rule: edge i keeps pixel centres on it
+  // when its inward normal has n.x > 0, or n.x == 0 and n.y > 0.
+  const __m256d flip = _mm256_and_pd(negative, sign_bit);
+  int tie[4] = {0, 0, 0, 0};
+  alignas(32) double c_out[9][4], b_out[3][4];
+  for (int i = 0; i < 3; ++i) {
+    cx[i] = _mm256_xor_pd(cx[i], flip);
+    cy[i] = _mm256_xor_pd(cy[i], flip);
+    cz[i] = _mm256_xor_pd(cz[i], flip);
+    const int keep = _mm256_movemask_pd(_mm256_or_pd(
+        _mm256_cmp_pd(cx[i], zero, _CMP_GT_OQ),
+        _mm256_and_pd(_mm256_cmp_pd(cx[i], zero, _CMP_EQ_OQ), _mm256_cmp_pd(cy[i], zero, _CMP_GT_OQ))));
+    for (int l = 0; l < 4; ++l) tie[l] |= ((keep >> l) & 1) << i;
+    _mm256_store_pd(c_out[3 * i], cx[i]);
+    _mm256_store_pd(c_out[3 * i + 1], cy[i]);
+    _mm256_store_pd(c_out[3 * i + 2], cz[i]);
+    _mm256_store_pd(b_out[i], bound[i]);
+  }
+#undef RL_ABS
+#undef RL_PIXEL
+#undef RL_ABS_SUM
+  alignas(16) float zp_out[3][4];
+  _mm_store_ps(zp_out[0], zpx);
+  _mm_store_ps(zp_out[1], zpy);
+  _mm_store_ps(zp_out[2], zpz);
+  alignas(16) int32_t box_out[4][4];
+  _mm_store_si128(reinterpret_cast<__m128i*>(box_out[0]), _mm256_cvttpd_epi32(bx0));
+  _mm_store_si128(reinterpret_cast<__m128i*>(box_out[1]), _mm256_cvttpd_epi32(by0));
+  _mm_store_si128(reinterpret_cast<__m128i*>(box_out[2]), _mm256_cvttpd_epi32(bx1));
+  _mm_store_si128(reinterpret_cast<__m128i*>(box_out[3]), _mm256_cvttpd_epi32(by1));
+  const int negative_lanes = _mm256_movemask_pd(negative);
+  for (int l = 0; l < 4; ++l) {
+    const int bit = 1 << l;
+    if (!(finite_lanes & bit)) {  // setup_triangle's first test
+      valid[l] = 0;
+    } else if (!(slab_lanes & bit)) {  // needs clipping: the scalar setup
+      valid[l] = setup_triangle(pos + 4 * int64_t(tri[3 * l]), pos + 4 * int64_t(tri[3 * l + 1]),
+                                pos + 4 * int64_t(tri[3 * l + 2]), height, width, &out[l]);
+    } else if (!(box_lanes & bit)) {  // no pixel centre in the box
+      valid[l] = 0;
+    } else if (!(decided_lanes & bit)) {  // det's sign needs the exact test
+      valid[l] = setup_triangle(pos + 4 * int64_t(tri[3 * l]), pos + 4 * int64_t(tri[3 * l + 1]),
+                                pos + 4 * int64_t(tri[3 * l + 2]), height, width, &out[l]);
+    } else {
+      TriangleSetup<float>& s = out[l];
+      for (int i = 0; i < 3; ++i) {
+        s.c[i] = make_vec3<double>(c_out[3 * i][l], c_out[3 * i + 1][l], c_out[3 * i + 2][l]);
+        s.bound[i] = b_out[i][l];
+      }
+      s.zplane = make_vec3<float>(zp_out[0][l], zp_out[1][l], zp_out[2][l]);
+      s.sign = (negative_lanes & bit) ? -1 : 1;
+      s.tie_pass = tie[l];
+      s.x0 = box_out[0][l];
+      s.y0 = box_out[1][l];
+      s.x1 = box_out[2][l];
+      s.y1 = box_out[3][l];
+      valid[l] = 1;
+    }
+  }
+}
+
 bool use_avx2() {
   static const bool yes = __builtin_cpu_supports("avx2") && std::getenv("RASTLIT_NO_SIMD") == nullptr;
   return yes;
@@ -220,10 +383,21 @@ void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<Trian
   setups.resize(size_t(n));
   valid.assign(size_t(n), 0);
 #pragma omp parallel for schedule(static) num_threads(p.num_threads)
-  for (int64_t t = 0; t < n; ++t) {
-    const int32_t* ti = tri + 3 * t;
-    valid[t] = setup_triangle(pos + 4 * int64_t(ti[0]), pos + 4 * int64_t(ti[1]),
-                              pos + 4 * int64_t(ti[2]), H, W, &setups[t]);
+  for (int64_t g = 0; g < (n + 3) / 4; ++g) {  // groups of 4 triangles (the SIMD setup's width)
+    int64_t t = 4 * g;
+#ifdef RL_X86_SIMD
+    if constexpr (std::is_same<T, float>::value) {
+      if (t + 4 <= n && use_avx2()) {
+        setup_triangles4_avx2(pos, tri + 3 * t, H, W, &setups[t], &valid[t]);
+        continue;
+      }
+    }
+#endif
+    for (; t < 4 * g + 4 && t < n; ++t) {
+      const int32_t* ti = tri + 3 * t;
+      valid[t] = setup_triangle(pos + 4 * int64_t(ti[0]), pos + 4 * int64_t(ti[1]),
+                                pos + 4 * int64_t(ti[2]), H, W, &setups[t]);
+    }
   }
 
   // 2. Binning into 16x16 pixel tiles (tile_binning.h): every bin lists its triangles in
