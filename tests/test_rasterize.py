@@ -455,9 +455,12 @@ def test_rasterize_backward_checks_grad_shapes():
 
 
 def test_simd_and_scalar_coverage_paths_agree_bitwise(tmp_path):
-    """On x86-64 with AVX2 the CPU z-buffer pass tests 4 pixels at once; RASTLIT_NO_SIMD=1 selects
-    the scalar loop (what CPUs without AVX2 run). Both give the same rast and rast_db, bit for bit,
-    on the oracle scenes and a dense icosphere."""
+    """On x86-64 with AVX2 the CPU rasterizer sets up 4 triangles, tests 4 pixels and writes 4
+    pixels at once; RASTLIT_NO_SIMD=1 selects the scalar loops (what CPUs without AVX2 run). Both
+    give the same rast and rast_db, bit for bit, on the oracle scenes, a dense icosphere, and random
+    soups built to hit the SIMD paths' edges: vertices snapped to pixel centres and pixel edges
+    (axis-aligned edges, centres exactly on edges), w over 2^-10..2^10, vertices outside the slab,
+    behind the camera, NaN and inf."""
     import subprocess
     import sys
 
@@ -469,6 +472,28 @@ out = {{}}
 for s in scenes.all_scenes():
     r = None if s.ranges is None else torch.from_numpy(s.ranges)
     out[s.name] = torch.cat(rastlit.rasterize(torch.from_numpy(s.pos), torch.from_numpy(s.tri), (s.H, s.W), ranges=r), -1)
+g = torch.Generator().manual_seed(0)
+for case in range(20):
+    H, W = [(16, 16), (37, 23), (64, 128), (128, 128)][case % 4]
+    n, kind = 300, case % 5
+    xy = torch.rand(n * 3, 2, generator=g) * 2.4 - 1.2
+    if kind in (1, 2):
+        step = torch.tensor([2.0 / W, 2.0 / H]) / (2 if kind == 2 else 1)
+        xy = torch.round(xy / step) * step + (step / 2 if kind == 1 else 0)
+    if kind == 3:
+        w = 2.0 ** torch.randint(-10, 10, (n * 3, 1), generator=g).float()
+    else:
+        w = torch.rand(n * 3, 1, generator=g) * 1.5 + 0.5
+    z = (torch.rand(n * 3, 1, generator=g) * 2 - 1) * (1.05 if kind == 4 else 0.9)
+    pos = torch.cat([xy * w, z * w, w], 1).float().reshape(1, -1, 4)
+    if kind == 4:
+        pos[0, ::7, 3] *= -1
+        pos[0, 5, 0] = float("nan")
+        pos[0, 9, 1] = float("inf")
+    tri = torch.arange(n * 3, dtype=torch.int32).reshape(n, 3)
+    if case % 2:
+        tri = torch.stack([torch.arange(n), torch.arange(n) + 1, torch.arange(n) + 2], 1).int()
+    out["soup" + str(case)] = torch.cat(rastlit.rasterize(pos.contiguous(), tri, (H, W)), -1)
 torch.save(out, sys.argv[1])
 """
     paths = []
@@ -481,6 +506,7 @@ torch.save(out, sys.argv[1])
         subprocess.run([sys.executable, "-c", code, str(path)], check=True, env=env, timeout=300)
         paths.append(path)
     a, b = (torch.load(p) for p in paths)
-    assert a.keys() == b.keys() and len(a) > 10
+    assert a.keys() == b.keys() and len(a) > 30
+    assert sum(int((a[k][..., 3] > 0).sum()) for k in a if k.startswith("soup")) > 50000  # the soups cover pixels
     for k in a:
         assert torch.equal(a[k], b[k]), k
