@@ -61,46 +61,66 @@ int interpolate_bwd_cpu(const InterpolateBwdParams<T>& q) {
   }
   if (status != kOk) return status;
 
-  // Gradient with respect to attr: scatter in pixel order, summing runs of pixels of the same
-  // triangle locally and adding each run to its three vertices once. With one attribute slice per
-  // view the views are independent; a shared slice is summed over the views in order.
-  auto scatter_view = [&](int64_t b) {
+  // Gradient with respect to attr: each image row is walked in runs of pixels of one triangle,
+  // summing the run's contributions to its three corners locally (rows in parallel); the run
+  // records are then added to the vertices in image order by one thread, views in order, so the
+  // result is the same for any thread count. Rows go in blocks of about 64k pixels, which bounds
+  // the records' memory (3A values per pixel at most).
+  const int W = p.width, H = p.height;
+  const int rows_per_block = std::max(1, std::min(H, (1 << 16) / std::max(W, 1)));
+  thread_local std::vector<T> rec_acc;
+  thread_local std::vector<int32_t> rec_tri, rec_count;
+  const size_t block_pixels = size_t(rows_per_block) * size_t(W);
+  if (rec_acc.size() < block_pixels * size_t(3 * A)) rec_acc.resize(block_pixels * size_t(3 * A));
+  if (rec_tri.size() < block_pixels) rec_tri.resize(block_pixels);
+  if (rec_count.size() < size_t(rows_per_block)) rec_count.resize(size_t(rows_per_block));
+  // Plain pointers for the parallel region (a thread_local name there is each thread's own).
+  T* const acc_ptr = rec_acc.data();
+  int32_t* const tri_ptr = rec_tri.data();
+  int32_t* const count_ptr = rec_count.data();
+  for (int64_t b = 0; b < p.num_views; ++b) {
     T* gattr = q.grad_attr + (p.attr_batch == 0 || p.attr_batch == 1 ? 0 : b) * p.num_vertices * A;
-    std::vector<T> acc(size_t(3 * A));
-    int64_t run_tri = -1;
-    auto flush = [&]() {
-      if (run_tri < 0) return;
-      const int32_t* ti = p.tri + 3 * run_tri;
-      for (int c = 0; c < 3; ++c) {
-        T* g = gattr + int64_t(ti[c]) * A;
-        for (int64_t k = 0; k < A; ++k) g[k] += acc[c * A + k];
+    for (int y0 = 0; y0 < H; y0 += rows_per_block) {
+      const int y1 = std::min(H, y0 + rows_per_block);
+#pragma omp parallel for schedule(dynamic, 4) num_threads(p.num_threads)
+      for (int y = y0; y < y1; ++y) {
+        T* acc = acc_ptr + size_t(y - y0) * W * 3 * A;
+        int32_t* rtri = tri_ptr + size_t(y - y0) * W;
+        int n = -1;  // index of the open run
+        int64_t run_tri = -1;
+        for (int64_t i = b * npix + int64_t(y) * W, e = i + W; i < e; ++i) {
+          const T* r = p.rast + 4 * i;
+          const int64_t t = pixel_triangle(r, p.num_triangles);
+          if (t < 0) {
+            run_tri = -1;
+            continue;
+          }
+          if (t != run_tri) {
+            run_tri = t;
+            ++n;
+            rtri[n] = int32_t(t);
+            std::fill(acc + size_t(n) * 3 * A, acc + size_t(n + 1) * 3 * A, T(0));
+          }
+          const T* db = p.rast_db ? p.rast_db + 4 * i : nullptr;
+          const T* gda = q.grad_out_da ? q.grad_out_da + i * nda : nullptr;
+          for (int c = 0; c < 3; ++c)
+            interpolate_pixel_backward_attr(p, c, r, db, q.grad_out + i * A, gda, acc + size_t(n) * 3 * A + c * A);
+        }
+        count_ptr[y - y0] = n + 1;
       }
-      run_tri = -1;
-    };
-    for (int64_t i = b * npix; i < (b + 1) * npix; ++i) {
-      const T* r = p.rast + 4 * i;
-      const int64_t t = pixel_triangle(r, p.num_triangles);
-      if (t < 0) {
-        flush();
-        continue;
+      for (int y = y0; y < y1; ++y) {
+        const T* acc = acc_ptr + size_t(y - y0) * W * 3 * A;
+        const int32_t* rtri = tri_ptr + size_t(y - y0) * W;
+        for (int r = 0; r < count_ptr[y - y0]; ++r) {
+          const int32_t* ti = p.tri + 3 * int64_t(rtri[r]);
+          for (int c = 0; c < 3; ++c) {
+            T* g = gattr + int64_t(ti[c]) * A;
+            const T* a = acc + (size_t(r) * 3 + c) * A;
+            for (int64_t k = 0; k < A; ++k) g[k] += a[k];
+          }
+        }
       }
-      if (t != run_tri) {
-        flush();
-        run_tri = t;
-        std::fill(acc.begin(), acc.end(), T(0));
-      }
-      const T* db = p.rast_db ? p.rast_db + 4 * i : nullptr;
-      const T* gda = q.grad_out_da ? q.grad_out_da + i * nda : nullptr;
-      for (int c = 0; c < 3; ++c)
-        interpolate_pixel_backward_attr(p, c, r, db, q.grad_out + i * A, gda, acc.data() + c * A);
     }
-    flush();
-  };
-  if (p.attr_batch == p.num_views && p.num_views > 1) {
-#pragma omp parallel for schedule(dynamic, 1) num_threads(p.num_threads)
-    for (int64_t b = 0; b < p.num_views; ++b) scatter_view(b);
-  } else {
-    for (int64_t b = 0; b < p.num_views; ++b) scatter_view(b);
   }
   return status;
 }
