@@ -70,11 +70,14 @@ RL_HD void interpolate_pixel(const InterpolateFwdParams<T>& p, const T* attr, co
 // Per-pixel backward, part 1: gradients with respect to the pixel's (u, v) and, when gdb is not
 // null, its rast_db, from grad_out g[A] and grad_out_da gda[2*num_diff] (or null). Writes all four
 // channels of gr (z/w and id get zero) and of gdb.
-template <typename T>
+// kA > 0: the number of attributes as a compile-time constant (== p.num_attrs), which lets the
+// compiler unroll the attribute loops for the common small counts; 0: read p.num_attrs.
+template <typename T, int kA = 0>
 RL_HD void interpolate_pixel_backward_rast(const InterpolateFwdParams<T>& p, const T* a0, const T* a1, const T* a2,
                                            const T* g, const T* gda, T* gr, T* gdb) {
+  const int64_t A = kA > 0 ? kA : p.num_attrs;
   T gu = 0, gv = 0;
-  for (int64_t k = 0; k < p.num_attrs; ++k) {
+  for (int64_t k = 0; k < A; ++k) {
     gu += g[k] * (a0[k] - a2[k]);
     gv += g[k] * (a1[k] - a2[k]);
   }
@@ -106,6 +109,27 @@ RL_HD void interpolate_pixel_backward_attr(const InterpolateFwdParams<T>& p, int
     const T s0 = gda[2 * j] * db[0] + gda[2 * j + 1] * db[1];
     const T s1 = gda[2 * j] * db[2] + gda[2 * j + 1] * db[3];
     out[p.diff_attrs[j]] += corner == 0 ? s0 : (corner == 1 ? s1 : -(s0 + s1));
+  }
+}
+
+// The same for all three corners at once: acc[3*A], corner c's gradient at acc + c*A (each entry
+// gets the same terms in the same order as three calls of interpolate_pixel_backward_attr). kA as
+// in interpolate_pixel_backward_rast.
+template <typename T, int kA = 0>
+RL_HD void interpolate_pixel_backward_attr3(const InterpolateFwdParams<T>& p, const T* r, const T* db, const T* g,
+                                            const T* gda, T* acc) {
+  const int64_t A = kA > 0 ? kA : p.num_attrs;
+  const T w[3] = {r[0], r[1], T(1) - r[0] - r[1]};
+  for (int c = 0; c < 3; ++c)
+    for (int64_t k = 0; k < A; ++k) acc[c * A + k] += w[c] * g[k];
+  if (!gda || !db) return;
+  for (int j = 0; j < p.num_diff; ++j) {
+    const T s0 = gda[2 * j] * db[0] + gda[2 * j + 1] * db[1];
+    const T s1 = gda[2 * j] * db[2] + gda[2 * j + 1] * db[3];
+    const int64_t k = p.diff_attrs[j];
+    acc[k] += s0;
+    acc[A + k] += s1;
+    acc[2 * A + k] += -(s0 + s1);
   }
 }
 

@@ -32,40 +32,67 @@ int interpolate_fwd_cpu(const InterpolateFwdParams<T>& p) {
   return status;
 }
 
+namespace {
+
+// Rows [y0, y1) of view b, in parallel: grad_rast (and grad_rast_db) per pixel, and the run
+// records (triangle, 3A sums) of each row at acc / rtri + (y - y0) * W, their count in count[].
+template <typename T, int kA>
+int backward_rows(const InterpolateBwdParams<T>& q, int64_t b, int y0, int y1, T* acc_ptr, int32_t* tri_ptr,
+                  int32_t* count_ptr) {
+  const InterpolateFwdParams<T>& p = q.fwd;
+  const int W = p.width;
+  const int64_t npix = int64_t(p.height) * W;
+  const int64_t A = kA > 0 ? kA : p.num_attrs, nda = 2 * int64_t(p.num_diff);
+  const T* attr = attr_view(p, b);
+  int status = kOk;
+#pragma omp parallel for schedule(dynamic, 4) num_threads(p.num_threads) reduction(max : status)
+  for (int y = y0; y < y1; ++y) {
+    T* acc = acc_ptr + size_t(y - y0) * W * 3 * A;
+    int32_t* rtri = tri_ptr + size_t(y - y0) * W;
+    int n = -1;  // index of the open run
+    int64_t run_tri = -1;
+    for (int64_t i = b * npix + int64_t(y) * W, e = i + W; i < e; ++i) {
+      const T* r = p.rast + 4 * i;
+      T* gr = q.grad_rast + 4 * i;
+      T* gdb = q.grad_rast_db ? q.grad_rast_db + 4 * i : nullptr;
+      const int64_t t = pixel_triangle(r, p.num_triangles);
+      if (t < 0) {
+        if (t == -2) status = kBadTriangleId;
+        gr[0] = gr[1] = gr[2] = gr[3] = T(0);
+        if (gdb) gdb[0] = gdb[1] = gdb[2] = gdb[3] = T(0);
+        run_tri = -1;
+        continue;
+      }
+      const int32_t* ti = p.tri + 3 * t;
+      const T* g = q.grad_out + i * A;
+      const T* gda = q.grad_out_da ? q.grad_out_da + i * nda : nullptr;
+      interpolate_pixel_backward_rast<T, kA>(p, attr + int64_t(ti[0]) * A, attr + int64_t(ti[1]) * A,
+                                             attr + int64_t(ti[2]) * A, g, gda, gr, gdb);
+      if (t != run_tri) {
+        run_tri = t;
+        ++n;
+        rtri[n] = int32_t(t);
+        std::fill(acc + size_t(n) * 3 * A, acc + size_t(n + 1) * 3 * A, T(0));
+      }
+      interpolate_pixel_backward_attr3<T, kA>(p, r, p.rast_db ? p.rast_db + 4 * i : nullptr, g, gda,
+                                              acc + size_t(n) * 3 * A);
+    }
+    count_ptr[y - y0] = n + 1;
+  }
+  return status;
+}
+
+}  // namespace
+
+// Backward in one pass over the pixels, rows in parallel: each pixel writes its own grad_rast
+// (and grad_rast_db), and each row is walked in runs of pixels of one triangle, summing the run's
+// contributions to its three corners locally. The run records are then added to the vertices in
+// image order by one thread, views in order, so the result is the same for any thread count. Rows
+// go in blocks of about 64k pixels, which bounds the records' memory (3A values per pixel at most).
 template <typename T>
 int interpolate_bwd_cpu(const InterpolateBwdParams<T>& q) {
   const InterpolateFwdParams<T>& p = q.fwd;
-  const int64_t npix = int64_t(p.height) * p.width;
-  const int64_t total = p.num_views * npix;
-  const int64_t A = p.num_attrs, nda = 2 * int64_t(p.num_diff);
-  int status = kOk;
-  // Gradients with respect to rast (u, v) and rast_db: one writer per pixel.
-#pragma omp parallel for schedule(static) num_threads(p.num_threads) reduction(max : status)
-  for (int64_t i = 0; i < total; ++i) {
-    T* gr = q.grad_rast + 4 * i;
-    T* gdb = q.grad_rast_db ? q.grad_rast_db + 4 * i : nullptr;
-    const int64_t t = pixel_triangle(p.rast + 4 * i, p.num_triangles);
-    if (t < 0) {
-      if (t == -2) status = kBadTriangleId;
-      gr[0] = gr[1] = gr[2] = gr[3] = T(0);
-      if (gdb) gdb[0] = gdb[1] = gdb[2] = gdb[3] = T(0);
-      continue;
-    }
-    const T* attr = attr_view(p, i / npix);
-    const int32_t* ti = p.tri + 3 * t;
-    const T* a0 = attr + int64_t(ti[0]) * A;
-    const T* a1 = attr + int64_t(ti[1]) * A;
-    const T* a2 = attr + int64_t(ti[2]) * A;
-    interpolate_pixel_backward_rast(p, a0, a1, a2, q.grad_out + i * A, q.grad_out_da ? q.grad_out_da + i * nda : nullptr,
-                                    gr, gdb);
-  }
-  if (status != kOk) return status;
-
-  // Gradient with respect to attr: each image row is walked in runs of pixels of one triangle,
-  // summing the run's contributions to its three corners locally (rows in parallel); the run
-  // records are then added to the vertices in image order by one thread, views in order, so the
-  // result is the same for any thread count. Rows go in blocks of about 64k pixels, which bounds
-  // the records' memory (3A values per pixel at most).
+  const int64_t A = p.num_attrs;
   const int W = p.width, H = p.height;
   const int rows_per_block = std::max(1, std::min(H, (1 << 16) / std::max(W, 1)));
   thread_local std::vector<T> rec_acc;
@@ -74,7 +101,6 @@ int interpolate_bwd_cpu(const InterpolateBwdParams<T>& q) {
   if (rec_acc.size() < block_pixels * size_t(3 * A)) rec_acc.resize(block_pixels * size_t(3 * A));
   if (rec_tri.size() < block_pixels) rec_tri.resize(block_pixels);
   if (rec_count.size() < size_t(rows_per_block)) rec_count.resize(size_t(rows_per_block));
-  // Plain pointers for the parallel region (a thread_local name there is each thread's own).
   T* const acc_ptr = rec_acc.data();
   int32_t* const tri_ptr = rec_tri.data();
   int32_t* const count_ptr = rec_count.data();
@@ -82,32 +108,15 @@ int interpolate_bwd_cpu(const InterpolateBwdParams<T>& q) {
     T* gattr = q.grad_attr + (p.attr_batch == 0 || p.attr_batch == 1 ? 0 : b) * p.num_vertices * A;
     for (int y0 = 0; y0 < H; y0 += rows_per_block) {
       const int y1 = std::min(H, y0 + rows_per_block);
-#pragma omp parallel for schedule(dynamic, 4) num_threads(p.num_threads)
-      for (int y = y0; y < y1; ++y) {
-        T* acc = acc_ptr + size_t(y - y0) * W * 3 * A;
-        int32_t* rtri = tri_ptr + size_t(y - y0) * W;
-        int n = -1;  // index of the open run
-        int64_t run_tri = -1;
-        for (int64_t i = b * npix + int64_t(y) * W, e = i + W; i < e; ++i) {
-          const T* r = p.rast + 4 * i;
-          const int64_t t = pixel_triangle(r, p.num_triangles);
-          if (t < 0) {
-            run_tri = -1;
-            continue;
-          }
-          if (t != run_tri) {
-            run_tri = t;
-            ++n;
-            rtri[n] = int32_t(t);
-            std::fill(acc + size_t(n) * 3 * A, acc + size_t(n + 1) * 3 * A, T(0));
-          }
-          const T* db = p.rast_db ? p.rast_db + 4 * i : nullptr;
-          const T* gda = q.grad_out_da ? q.grad_out_da + i * nda : nullptr;
-          for (int c = 0; c < 3; ++c)
-            interpolate_pixel_backward_attr(p, c, r, db, q.grad_out + i * A, gda, acc + size_t(n) * 3 * A + c * A);
-        }
-        count_ptr[y - y0] = n + 1;
+      int status;
+      switch (A) {  // small attribute counts unrolled (uv, colours, normals)
+        case 1: status = backward_rows<T, 1>(q, b, y0, y1, acc_ptr, tri_ptr, count_ptr); break;
+        case 2: status = backward_rows<T, 2>(q, b, y0, y1, acc_ptr, tri_ptr, count_ptr); break;
+        case 3: status = backward_rows<T, 3>(q, b, y0, y1, acc_ptr, tri_ptr, count_ptr); break;
+        case 4: status = backward_rows<T, 4>(q, b, y0, y1, acc_ptr, tri_ptr, count_ptr); break;
+        default: status = backward_rows<T, 0>(q, b, y0, y1, acc_ptr, tri_ptr, count_ptr); break;
       }
+      if (status != kOk) return status;
       for (int y = y0; y < y1; ++y) {
         const T* acc = acc_ptr + size_t(y - y0) * W * 3 * A;
         const int32_t* rtri = tri_ptr + size_t(y - y0) * W;
@@ -122,7 +131,7 @@ int interpolate_bwd_cpu(const InterpolateBwdParams<T>& q) {
       }
     }
   }
-  return status;
+  return kOk;
 }
 
 template int interpolate_fwd_cpu<float>(const InterpolateFwdParams<float>&);
