@@ -151,3 +151,21 @@ def test_nvdiffrast_style_cube_fit():
     # Positions are learned only through antialias's visibility gradients at silhouettes and
     # through the colour gradients inside; the error must shrink severalfold.
     assert err1 < 0.35 * err0, (err0, err1)
+
+
+def test_cube_map_texture_and_mip_through_compat():
+    """nvdiffrast's cube-map calls: texture(..., boundary_mode='cube') on [B,6,S,S,C] with
+    directions, and texture_construct_mip(tex, cube_mode=True) passed as mip=."""
+    g = torch.Generator().manual_seed(3)
+    tex = torch.rand(1, 6, 8, 8, 3, generator=g)
+    d = torch.randn(2, 5, 6, 3, generator=g)
+    d_da = 0.05 * torch.randn(2, 5, 6, 6, generator=g)
+    out = dr.texture(tex, d, filter_mode="linear", boundary_mode="cube")
+    assert torch.equal(out, rastlit.texture(tex, d, boundary_mode="cube"))
+    mip = dr.texture_construct_mip(tex, max_mip_level=2, cube_mode=True)
+    assert [tuple(m.shape) for m in mip] == [(1, 6, 4, 4, 3), (1, 6, 2, 2, 3)]
+    a = dr.texture(tex, d, d_da, mip=mip, filter_mode="linear-mipmap-linear", boundary_mode="cube", max_mip_level=2)
+    b = rastlit.texture(tex, d, d_da, filter_mode="linear-mipmap-linear", boundary_mode="cube", max_mip_level=2)
+    assert torch.equal(a, b)
+    with pytest.raises(ValueError, match=r"tex must have shape \[B,Ht,Wt,C\]"):  # as nvdiffrast: cube_mode needed
+        dr.texture_construct_mip(tex)
