@@ -276,6 +276,34 @@ def test_opcheck_texture_cube():
                           (tex.detach(), [m.detach() for m in mips], d.detach(), da.detach(), None, 2, 3, go))
 
 
+def test_torch_compile_fullgraph_matches_eager():
+    torch._dynamo.reset()
+    tex = _tex(1, 8, 3, seed=32, dtype=torch.float32)
+    d = _dirs(2, 6, 6, seed=33, size=8).float()
+    da = _dirs_da(d.double(), seed=34).float()
+
+    def loss(t, u, dd):
+        return rastlit.texture(t, u, dd, boundary_mode="cube").square().mean()
+
+    t1, t2 = tex.clone().requires_grad_(), tex.clone().requires_grad_()
+    l1 = loss(t1, d, da)
+    l1.backward()
+    l2 = torch.compile(loss, fullgraph=True, backend="aot_eager")(t2, d, da)
+    l2.backward()
+    torch.testing.assert_close(l2, l1)
+    torch.testing.assert_close(t2.grad, t1.grad)
+
+
+def test_empty_and_noncontiguous_inputs():
+    tex = torch.rand(1, 6, 8, 8, 3)
+    assert rastlit.texture(tex, torch.rand(0, 4, 4, 3), boundary_mode="cube").shape == (0, 4, 4, 3)
+    assert rastlit.texture(tex, torch.rand(2, 0, 4, 3), torch.rand(2, 0, 4, 6), boundary_mode="cube").shape == (2, 0, 4, 3)
+    d = torch.randn(2, 5, 4, 3).transpose(1, 2)
+    texn = torch.rand(1, 6, 8, 8, 3).transpose(2, 3)
+    assert rastlit.texture(texn, d, boundary_mode="cube").equal(
+        rastlit.texture(texn.contiguous(), d.contiguous(), boundary_mode="cube"))
+
+
 # -------------------------------------------------------------------------------- bad input
 
 
