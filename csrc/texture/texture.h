@@ -12,6 +12,10 @@
 // texels of level 0 (rows by w0 and h0), lod = 0.5 * log2(largest eigenvalue of J^T J) + bias,
 // clamped to [0, num_levels - 1]. linear-mipmap-nearest samples level floor(lod) (nvdiffrast
 // rounds down too); linear-mipmap-linear blends floor(lod) and floor(lod) + 1 by the fraction.
+//
+// Cube maps (boundary kTexCube): see the "cube maps" section below for face selection, face-local
+// coordinates, seams and the corner rule; the level of detail is the same rule applied to the
+// Jacobian of the face-local coordinates.
 #pragma once
 
 #include "../common.h"
