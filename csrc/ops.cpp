@@ -551,7 +551,8 @@ struct TextureShape {
 };
 
 // tex [TB,Ht,Wt,C] with TB = 1 or B; mips[k] the k+1-th halving of tex (each side > 1 halved,
-// exactly); uv [B,H,W,2]; uv_da [B,H,W,4]; mip_level_bias [B,H,W].
+// exactly); uv [B,H,W,2]; uv_da [B,H,W,4]; mip_level_bias [B,H,W]. Cube maps (boundary_mode 3):
+// tex [TB,6,S,S,C], mips [TB,6,S/2^k,S/2^k,C], uv [B,H,W,3] directions, uv_da [B,H,W,6].
 TextureShape check_texture_inputs(const at::Tensor& tex, at::TensorList mips, const at::Tensor& uv,
                                   const c10::optional<at::Tensor>& uv_da, const c10::optional<at::Tensor>& bias,
                                   int64_t filter_mode, int64_t boundary_mode) {
@@ -560,21 +561,37 @@ TextureShape check_texture_inputs(const at::Tensor& tex, at::TensorList mips, co
   TORCH_CHECK_VALUE(filter_mode >= kTexNearest && filter_mode <= kTexLinearMipmapLinear,
                     "filter_mode must be 0 (nearest), 1 (linear), 2 (linear-mipmap-nearest) or 3 "
                     "(linear-mipmap-linear), got ", filter_mode);
-  TORCH_CHECK_VALUE(boundary_mode >= kTexWrap && boundary_mode <= kTexZero,
-                    "boundary_mode must be 0 (wrap), 1 (clamp) or 2 (zero), got ", boundary_mode);
-  TORCH_CHECK_VALUE(tex.dim() == 4 && tex.size(1) >= 1 && tex.size(2) >= 1 && tex.size(3) >= 1,
-                    "tex must have shape [B,Ht,Wt,C] (or [1,Ht,Wt,C]) with Ht, Wt, C >= 1, got ", shape_str(tex));
-  TORCH_CHECK_VALUE(tex.size(1) <= kMaxResolution * 2 && tex.size(2) <= kMaxResolution * 2,
-                    "tex sides must be at most ", kMaxResolution * 2, ", got ", shape_str(tex));
-  TORCH_CHECK_VALUE(uv.dim() == 4 && uv.size(3) == 2, "uv must have shape [B,H,W,2], got ", shape_str(uv));
+  TORCH_CHECK_VALUE(boundary_mode >= kTexWrap && boundary_mode <= kTexCube,
+                    "boundary_mode must be 0 (wrap), 1 (clamp), 2 (zero) or 3 (cube), got ", boundary_mode);
+  const bool cube = boundary_mode == kTexCube;
+  const int64_t fd = cube ? 1 : 0;  // dimensions before the texel rows: the face index for cube maps
+  if (cube) {
+    TORCH_CHECK_VALUE(tex.dim() == 5 && tex.size(1) == 6 && tex.size(4) >= 1,
+                      "tex must have shape [B,6,S,S,C] (or [1,6,S,S,C]) for boundary_mode='cube': six square "
+                      "faces in the order +x,-x,+y,-y,+z,-z, C >= 1; got ", shape_str(tex));
+    TORCH_CHECK_VALUE(tex.size(2) == tex.size(3) && tex.size(2) >= 1,
+                      "tex must have square cube faces (shape [B,6,S,S,C] with S >= 1), got ", shape_str(tex));
+    TORCH_CHECK_VALUE(tex.size(2) <= kMaxResolution * 2, "tex faces must be at most ", kMaxResolution * 2,
+                      " texels on a side, got ", shape_str(tex));
+    TORCH_CHECK_VALUE(uv.dim() == 4 && uv.size(3) == 3,
+                      "uv must have shape [B,H,W,3] (direction vectors) for boundary_mode='cube', got ", shape_str(uv));
+  } else {
+    TORCH_CHECK_VALUE(tex.dim() == 4 && tex.size(1) >= 1 && tex.size(2) >= 1 && tex.size(3) >= 1,
+                      "tex must have shape [B,Ht,Wt,C] (or [1,Ht,Wt,C]) with Ht, Wt, C >= 1, got ", shape_str(tex),
+                      tex.dim() == 5 ? " (a [B,6,S,S,C] cube map needs boundary_mode='cube')" : "");
+    TORCH_CHECK_VALUE(tex.size(1) <= kMaxResolution * 2 && tex.size(2) <= kMaxResolution * 2,
+                      "tex sides must be at most ", kMaxResolution * 2, ", got ", shape_str(tex));
+    TORCH_CHECK_VALUE(uv.dim() == 4 && uv.size(3) == 2, "uv must have shape [B,H,W,2], got ", shape_str(uv));
+  }
   check_same_dtype(uv, tex, "uv", "tex");
   check_same_device(uv, tex, "uv", "tex");
-  TextureShape s{uv.size(0), uv.size(1), uv.size(2), tex.size(0), tex.size(3)};
-  TORCH_CHECK_VALUE(s.tex_batch == 1 || s.tex_batch == s.num_views, "tex must have shape [1,Ht,Wt,C] or [B,Ht,Wt,C] with B = uv.shape[0] = ",
-                    s.num_views, ", got ", shape_str(tex));
+  TextureShape s{uv.size(0), uv.size(1), uv.size(2), tex.size(0), tex.size(3 + fd)};
+  TORCH_CHECK_VALUE(s.tex_batch == 1 || s.tex_batch == s.num_views,
+                    cube ? "tex must have shape [1,6,S,S,C] or [B,6,S,S,C]" : "tex must have shape [1,Ht,Wt,C] or [B,Ht,Wt,C]",
+                    " with B = uv.shape[0] = ", s.num_views, ", got ", shape_str(tex));
   TORCH_CHECK_VALUE(int64_t(mips.size()) < kMaxTextureLevels, "at most ", kMaxTextureLevels - 1,
                     " mip levels are supported, got ", mips.size(), "; pass max_mip_level");
-  int64_t h = tex.size(1), w = tex.size(2);
+  int64_t h = tex.size(1 + fd), w = tex.size(2 + fd);
   for (size_t k = 0; k < mips.size(); ++k) {
     const at::Tensor& m = mips[k];
     TORCH_CHECK_VALUE(h > 1 || w > 1, "mip level ", k + 1, " is one too many: level ", k, " is already 1x1");
@@ -582,15 +599,23 @@ TextureShape check_texture_inputs(const at::Tensor& tex, at::TensorList mips, co
     TORCH_CHECK_VALUE(w == 1 || w % 2 == 0, "mip level ", k, " has width ", w, ", which cannot be halved");
     h = h > 1 ? h / 2 : 1;
     w = w > 1 ? w / 2 : 1;
-    TORCH_CHECK_VALUE(m.dim() == 4 && m.size(0) == s.tex_batch && m.size(1) == h && m.size(2) == w && m.size(3) == s.channels,
-                      "mip level ", k + 1, " must have shape [", s.tex_batch, ",", h, ",", w, ",", s.channels,
-                      "] (each side > 1 of the previous level halved), got ", shape_str(m),
-                      "; build it with texture_construct_mip(tex)");
+    if (cube) {
+      TORCH_CHECK_VALUE(m.dim() == 5 && m.size(0) == s.tex_batch && m.size(1) == 6 && m.size(2) == h &&
+                            m.size(3) == w && m.size(4) == s.channels,
+                        "mip level ", k + 1, " must have shape [", s.tex_batch, ",6,", h, ",", w, ",", s.channels,
+                        "] (each face of the previous level halved), got ", shape_str(m),
+                        "; build it with texture_construct_mip(tex, cube_mode=True)");
+    } else {
+      TORCH_CHECK_VALUE(m.dim() == 4 && m.size(0) == s.tex_batch && m.size(1) == h && m.size(2) == w && m.size(3) == s.channels,
+                        "mip level ", k + 1, " must have shape [", s.tex_batch, ",", h, ",", w, ",", s.channels,
+                        "] (each side > 1 of the previous level halved), got ", shape_str(m),
+                        "; build it with texture_construct_mip(tex)");
+    }
     check_same_dtype(m, tex, "mip levels", "tex");
     check_same_device(m, tex, "mip levels", "tex");
   }
   if (uv_da.has_value()) {
-    check_image(*uv_da, "uv_da", s.num_views, s.height, s.width, 4);
+    check_image(*uv_da, "uv_da", s.num_views, s.height, s.width, cube ? 6 : 4);
     check_same_dtype(*uv_da, tex, "uv_da", "tex");
     check_same_device(*uv_da, tex, "uv_da", "tex");
   }
@@ -629,8 +654,9 @@ TextureFwdParams<scalar_t> texture_params(const TextureShape& s, const TextureIn
   for (int k = 0; k < p.num_levels; ++k) {
     const at::Tensor& t = k == 0 ? in.tex : in.mips[k - 1];
     p.levels[k].data = t.data_ptr<scalar_t>();
-    p.levels[k].height = int(t.size(1));
-    p.levels[k].width = int(t.size(2));
+    const int64_t fd = boundary_mode == kTexCube ? 1 : 0;  // cube levels are [TB,6,S,S,C]
+    p.levels[k].height = int(t.size(1 + fd));
+    p.levels[k].width = int(t.size(2 + fd));
   }
   p.tex_batch = s.tex_batch;
   p.channels = s.channels;

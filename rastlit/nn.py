@@ -107,7 +107,9 @@ class Texture(nn.Module):
     """:func:`rastlit.texture` with fixed filter and boundary modes.
 
     ``forward(tex, uv, uv_da=None, mip_level_bias=None) -> color`` with tex ``[B,Ht,Wt,C]``, uv
-    ``[B,H,W,2]``, uv_da ``[B,H,W,4]``, mip_level_bias ``[B,H,W]``; color ``[B,H,W,C]``.
+    ``[B,H,W,2]``, uv_da ``[B,H,W,4]``, mip_level_bias ``[B,H,W]``; color ``[B,H,W,C]``. With
+    ``boundary_mode='cube'``: tex is a cube map ``[B,6,S,S,C]``, uv ``[B,H,W,3]`` directions and
+    uv_da ``[B,H,W,6]`` (see :func:`rastlit.texture`).
 
     For mipmapped filter modes the pyramid of ``tex`` is cached while ``tex`` does not require
     grad and stays the same tensor with the same contents; a texture being optimized (requires
@@ -135,7 +137,8 @@ class Texture(nn.Module):
             return None
         key = (_tensor_key(tex), self.max_mip_level)
         if self._mip_key != key:
-            self._mip = ops.texture_construct_mip(tex, max_mip_level=self.max_mip_level)
+            self._mip = ops.texture_construct_mip(tex, max_mip_level=self.max_mip_level,
+                                                  cube_mode=self.boundary_mode == "cube")
             self._mip_key = key
         return self._mip
 

@@ -157,24 +157,37 @@ def interpolate(
     return _ops.interpolate_fwd(attr, rast, tri, rast_db, diff)
 
 _TEXTURE_FILTERS = {"nearest": 0, "linear": 1, "linear-mipmap-nearest": 2, "linear-mipmap-linear": 3}
-_TEXTURE_BOUNDARIES = {"wrap": 0, "clamp": 1, "zero": 2}
+_TEXTURE_BOUNDARIES = {"wrap": 0, "clamp": 1, "zero": 2, "cube": 3}
 from ._limits import MAX_MIP_LEVELS, msg_mip_not_halvable, msg_too_many_mip_levels  # noqa: E402
 
-def texture_construct_mip(tex: torch.Tensor, max_mip_level: int | None = None) -> list[torch.Tensor]:
+def texture_construct_mip(tex: torch.Tensor, max_mip_level: int | None = None,
+                          cube_mode: bool | None = None) -> list[torch.Tensor]:
     """Build the mip pyramid of ``tex`` once, to pass as ``texture(..., mip=...)``.
 
     Args:
-        tex: ``[B,Ht,Wt,C]`` texture.
+        tex: ``[B,Ht,Wt,C]`` texture, or ``[B,6,S,S,C]`` cube map (``cube_mode``).
         max_mip_level: build at most this many levels below ``tex`` (None: down to 1x1).
+        cube_mode: True for a cube map (each face is reduced on its own, as nvdiffrast); None
+            (default) takes it from the shape (5 dimensions: cube map).
 
     Returns:
         A list of tensors, level 1 first: level k+1 is the 2x2 average of level k (a side of 1
-        stays 1 and the other side is averaged in pairs). It is built with differentiable torch
-        ops, so gradients that reach the levels flow on to ``tex`` through autograd.
+        stays 1 and the other side is averaged in pairs); for a cube map ``[B,6,S/2^k,S/2^k,C]``.
+        It is built with differentiable torch ops, so gradients that reach the levels flow on to
+        ``tex`` through autograd.
 
     Raises ``ValueError`` when a side > 1 of a level to be halved is odd (say 6x6 -> 3x3 -> ?):
     pass ``max_mip_level`` to stop before it.
     """
+    if cube_mode is None:
+        cube_mode = isinstance(tex, torch.Tensor) and tex.dim() == 5
+    if cube_mode:
+        if not isinstance(tex, torch.Tensor) or tex.dim() != 5 or tex.shape[1] != 6 or tex.shape[2] != tex.shape[3]:
+            shape = tuple(tex.shape) if isinstance(tex, torch.Tensor) else type(tex).__name__
+            raise ValueError(f"tex must have shape [B,6,S,S,C] (six square faces) with cube_mode=True, got {shape}")
+        b, _, sz, _, c = tex.shape
+        flat = texture_construct_mip(tex.reshape(b * 6, sz, sz, c), max_mip_level, cube_mode=False)
+        return [m.reshape(b, 6, m.shape[1], m.shape[2], c) for m in flat]
     if not isinstance(tex, torch.Tensor) or tex.dim() != 4:
         shape = tuple(tex.shape) if isinstance(tex, torch.Tensor) else type(tex).__name__
         raise ValueError(f"tex must have shape [B,Ht,Wt,C], got {shape}")
@@ -220,12 +233,16 @@ def texture(
     """Sample a texture at per-pixel texture coordinates, with optional mipmapping.
 
     Args:
-        tex: ``[B,Ht,Wt,C]`` or ``[1,Ht,Wt,C]`` (shared by all views).
+        tex: ``[B,Ht,Wt,C]`` or ``[1,Ht,Wt,C]`` (shared by all views); with
+            ``boundary_mode='cube'`` a cube map ``[B,6,S,S,C]`` or ``[1,6,S,S,C]``, faces in the
+            order +x, -x, +y, -y, +z, -z.
         uv: ``[B,H,W,2]`` texture coordinates: u along the width, v along the height; texel
             (i, j) has its centre at ((j + 0.5) / Wt, (i + 0.5) / Ht), so row 0 of ``tex`` is at
-            v ~ 0. Typically the output of :func:`interpolate` on a uv attribute.
+            v ~ 0. Typically the output of :func:`interpolate` on a uv attribute. Cube maps:
+            ``[B,H,W,3]`` lookup directions (any length; see below).
         uv_da: ``[B,H,W,4]`` = (du/dX, du/dY, dv/dX, dv/dY), the image-space derivatives of uv
-            (``interpolate(..., diff_attrs=...)``'s ``out_da``); sets the level of detail.
+            (``interpolate(..., diff_attrs=...)``'s ``out_da``); sets the level of detail. Cube
+            maps: ``[B,H,W,6]`` = (dx/dX, dx/dY, dy/dX, dy/dY, dz/dX, dz/dY) of the direction.
         mip_level_bias: ``[B,H,W]``, added to the level of detail (alone, it is the level).
         mip: the pyramid from :func:`texture_construct_mip` (levels below ``tex``), to reuse it
             across calls; built here when needed and not given.
@@ -235,8 +252,8 @@ def texture(
             ``'linear-mipmap-linear'`` (trilinear), or ``'auto'``: trilinear when ``uv_da`` or
             ``mip_level_bias`` is given, else linear (as nvdiffrast). The mipmap modes need
             ``uv_da`` or ``mip_level_bias`` (as nvdiffrast, which asserts it).
-        boundary_mode: ``'wrap'`` (repeat), ``'clamp'`` (to the edge texels' centres) or
-            ``'zero'`` (outside texels read as zero). ``'cube'`` is not supported yet.
+        boundary_mode: ``'wrap'`` (repeat), ``'clamp'`` (to the edge texels' centres),
+            ``'zero'`` (outside texels read as zero) or ``'cube'`` (cube map, below).
         max_mip_level: use at most this many levels below ``tex`` (0 turns the mipmap modes
             into ``'linear'``, as nvdiffrast).
 
@@ -244,6 +261,17 @@ def texture(
         ``[B,H,W,C]``. Level of detail (nvdiffrast's isotropic rule): with J the Jacobian of
         (u*Wt, v*Ht) with respect to pixel (X, Y), lod = 0.5 * log2(largest eigenvalue of
         J^T J) + bias, clamped to [0, number of levels - 1].
+
+    Cube maps (nvdiffrast's and OpenGL's conventions): a direction picks the face of its
+    largest component by magnitude (ties: x before y before z), and the face-local coordinates
+    are s = 0.5 + 0.5 a / |c|, t = 0.5 + 0.5 b / |c| with c the major component and (a, b) =
+    (-z, -y) on +x, (z, -y) on -x, (x, z) on +y, (x, -z) on -y, (x, -y) on +z, (-x, -y) on -z;
+    s runs along a face's columns and t along its rows, texel centres as in 2D. Bilinear
+    lookups are seamless: taps beyond a face edge read the adjacent face's edge texels, and at a
+    cube corner the one tap with no texel takes the mean of the other three (as nvdiffrast).
+    The level of detail uses the Jacobian of (s*S, t*S) obtained from ``uv_da`` through the
+    face projection, so its gradient reaches ``uv`` as well. A zero direction, or one with a
+    NaN or infinite component, gives output 0 and zero gradients.
 
     Gradients reach ``tex`` (through the pyramid, by autograd, in the mipmap modes), ``uv``
     (linear modes), and in trilinear mode ``uv_da`` and ``mip_level_bias`` (through the level
@@ -253,8 +281,6 @@ def texture(
     """
     if filter_mode == "auto":
         filter_mode = "linear-mipmap-linear" if (uv_da is not None or mip_level_bias is not None) else "linear"
-    if boundary_mode == "cube":
-        raise NotImplementedError("texture: boundary_mode='cube' (cube maps) is not supported yet; use 'wrap', 'clamp' or 'zero'")
     if filter_mode not in _TEXTURE_FILTERS:
         raise ValueError(f"filter_mode must be one of 'auto', {', '.join(map(repr, _TEXTURE_FILTERS))}; got {filter_mode!r}")
     if boundary_mode not in _TEXTURE_BOUNDARIES:
@@ -274,7 +300,10 @@ def texture(
         mips: list[torch.Tensor] = []
         uv_da = mip_level_bias = None
     elif mip is None:
-        mips = texture_construct_mip(tex, max_mip_level)
+        if boundary_mode == "cube" and not (isinstance(tex, torch.Tensor) and tex.dim() == 5):
+            shape = tuple(tex.shape) if isinstance(tex, torch.Tensor) else type(tex).__name__
+            raise ValueError(f"tex must have shape [B,6,S,S,C] (or [1,6,S,S,C]) for boundary_mode='cube', got {shape}")
+        mips = texture_construct_mip(tex, max_mip_level, cube_mode=boundary_mode == "cube")
     else:
         if isinstance(mip, torch.Tensor) or not all(isinstance(m, torch.Tensor) for m in mip):
             raise TypeError("mip must be the list of tensors that texture_construct_mip(tex) returns")
@@ -583,7 +612,7 @@ torch.library.register_autograd(
 
 @torch.library.register_fake("rastlit::texture_fwd")
 def _texture_fwd_fake(tex, mips, uv, uv_da, mip_level_bias, filter_mode, boundary_mode):
-    return tex.new_empty((uv.shape[0], uv.shape[1], uv.shape[2], tex.shape[3]))
+    return tex.new_empty((uv.shape[0], uv.shape[1], uv.shape[2], tex.shape[-1]))  # cube maps: [B,6,S,S,C]
 
 @torch.library.register_fake("rastlit::texture_bwd")
 def _texture_bwd_fake(tex, mips, uv, uv_da, mip_level_bias, filter_mode, boundary_mode, grad_out):

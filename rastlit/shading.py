@@ -19,6 +19,10 @@ Conventions:
 - Radiance: ``color * intensity`` per light; ``n . l`` is clamped at 0. :class:`PointLight` has no
   distance attenuation by default; ``attenuation="inverse_square"`` divides by the squared
   distance (clamped below at 1e-12).
+- :class:`EnvironmentLight` is image-based light from a cube map (see :func:`rastlit.texture` for
+  the cube-map conventions): diffuse from a heavily prefiltered (coarse mip) lookup at the normal,
+  glossy reflection from a lookup at the reflected view direction (:func:`blinn_phong` only).
+  :func:`equirect_to_cube` turns the usual lat-long HDR image into such a cube map.
 - Everything is torch ops: differentiable w.r.t. normals, positions, albedo, light parameters and
   the viewer; dtype/device follow ``normals``. Light fields given as Python numbers are stored in
   float64 on the CPU and cast to the normals' dtype/device when shading (tensors are kept as given,
@@ -27,14 +31,15 @@ Conventions:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Iterable, Union
 
 import torch
 
 __all__ = [
-    "DirectionalLight", "PointLight", "AmbientLight", "lambertian", "blinn_phong", "normal_to_rgb",
-    "safe_normalize",
+    "DirectionalLight", "PointLight", "AmbientLight", "EnvironmentLight", "lambertian", "blinn_phong",
+    "normal_to_rgb", "safe_normalize", "equirect_to_cube", "cube_directions", "reflect",
 ]
 
 
@@ -130,7 +135,73 @@ class AmbientLight(_Light):
         self.intensity = _field(self.intensity, "intensity")
 
 
-LightLike = Union[DirectionalLight, PointLight, AmbientLight]
+@dataclass
+class EnvironmentLight(_Light):
+    """Image-based light: a cube map of incoming radiance by world direction.
+
+    ``cube_map`` ``[6,S,S,3]`` or ``[1,6,S,S,3]`` (faces +x, -x, +y, -y, +z, -z; OpenGL's and
+    nvdiffrast's face conventions, see :func:`rastlit.texture`), linear radiance (HDR values are
+    fine); it may require grad (a learned environment). ``intensity`` scales it.
+
+    - Diffuse: ``albedo * E(n)`` where ``E`` is the cube map filtered down to mip level
+      ``diffuse_level`` (default: the 2x2-per-face level, a crude stand-in for the cosine-weighted
+      irradiance; a uniform environment of radiance L gives exactly ``albedo * L``, as an
+      :class:`AmbientLight` does).
+    - Glossy (in :func:`blinn_phong`): ``specular * R(r)`` with ``r`` the view direction mirrored
+      about the normal, looked up at mip level ``glossy_level`` (0: a mirror; higher: rougher).
+
+    The pyramid is rebuilt per call (differentiable), so ``S`` must be a power of two. Lookups
+    are trilinear with a fixed level (``mip_level_bias``) and seamless across cube edges.
+    """
+
+    cube_map: torch.Tensor
+    intensity: torch.Tensor = field(default_factory=lambda: torch.tensor(1.0, dtype=torch.float64))
+    diffuse_level: float | None = None
+    glossy_level: float = 0.0
+
+    def __post_init__(self):
+        if not isinstance(self.cube_map, torch.Tensor):
+            raise TypeError(f"EnvironmentLight: cube_map must be a tensor [6,S,S,3], got {type(self.cube_map).__name__}")
+        cm = self.cube_map if self.cube_map.dim() == 5 else self.cube_map.unsqueeze(0)
+        if (cm.dim() != 5 or cm.shape[0] != 1 or cm.shape[1] != 6 or cm.shape[2] != cm.shape[3] or cm.shape[4] != 3):
+            raise ValueError(f"EnvironmentLight: cube_map must have shape [6,S,S,3] (or [1,6,S,S,3]), got "
+                             f"{tuple(self.cube_map.shape)}")
+        size = cm.shape[2]
+        if size & (size - 1):
+            raise ValueError(f"EnvironmentLight: the cube map's faces must be a power of two on a side, got {size}")
+        if not cm.is_floating_point():
+            raise TypeError(f"EnvironmentLight: cube_map must be a floating-point tensor, got {cm.dtype}")
+        self.cube_map = cm
+        self.intensity = _field(self.intensity, "intensity")
+        top = float(size.bit_length() - 1)  # the 1x1 level
+        if self.diffuse_level is None:
+            self.diffuse_level = max(top - 1.0, 0.0)
+        for name in ("diffuse_level", "glossy_level"):
+            v = float(getattr(self, name))
+            if not 0.0 <= v <= top:
+                raise ValueError(f"EnvironmentLight: {name} must be in [0, {top:g}] (log2 of the face size), got {v}")
+            setattr(self, name, v)
+
+    def radiance(self) -> torch.Tensor:  # for _Light.to; an environment has no single radiance
+        raise TypeError("EnvironmentLight has no single radiance; use lookup(directions, level)")
+
+    def lookup(self, directions: torch.Tensor, level: float) -> torch.Tensor:
+        """Radiance ``[..., 3]`` arriving from ``directions [..., 3]`` (any length; zero gives 0),
+        filtered to mip ``level`` (trilinear). dtype/device follow ``directions``."""
+        from . import ops
+
+        lead = directions.shape[:-1]
+        d = directions.reshape(1, 1, -1, 3).contiguous()
+        env = self.cube_map.to(device=d.device, dtype=d.dtype)
+        bias = torch.full(d.shape[:3], float(level), dtype=d.dtype, device=d.device)
+        out = ops.texture(env.contiguous(), d, mip_level_bias=bias, filter_mode="linear-mipmap-linear",
+                          boundary_mode="cube")
+        scale = self.intensity.to(device=d.device, dtype=d.dtype)
+        return (out * scale).reshape(*lead, 3)
+
+
+LightLike = Union[DirectionalLight, PointLight, AmbientLight, EnvironmentLight]
+_LIGHT_TYPES = (DirectionalLight, PointLight, AmbientLight, EnvironmentLight)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,14 +237,14 @@ def _prep(t, name, like: torch.Tensor, color=False) -> torch.Tensor:
 def _as_light_list(lights) -> list:
     if lights is None:
         return []
-    if isinstance(lights, (DirectionalLight, PointLight, AmbientLight)):
+    if isinstance(lights, _LIGHT_TYPES):
         return [lights]
     if isinstance(lights, Iterable) and not isinstance(lights, (str, torch.Tensor)):
         out = list(lights)
         for i, l in enumerate(out):
-            if not isinstance(l, (DirectionalLight, PointLight, AmbientLight)):
-                raise TypeError(f"lights[{i}] must be a DirectionalLight, PointLight or AmbientLight, "
-                                f"got {type(l).__name__}")
+            if not isinstance(l, _LIGHT_TYPES):
+                raise TypeError(f"lights[{i}] must be a DirectionalLight, PointLight, AmbientLight or "
+                                f"EnvironmentLight, got {type(l).__name__}")
         return out
     raise TypeError(f"lights must be a light or a sequence of lights, got {type(lights).__name__}")
 
@@ -239,6 +310,9 @@ def lambertian(normals: torch.Tensor, albedo, lights, ambient=0.0,
     for l in lights:
         if isinstance(l, AmbientLight):
             continue
+        if isinstance(l, EnvironmentLight):
+            irr = irr + l.lookup(n, l.diffuse_level)
+            continue
         d, rad = _light_dir_radiance(l, positions, normals)
         irr = irr + rad * (n * d).sum(-1, keepdim=True).clamp_min(0)
     return alb * irr
@@ -267,7 +341,8 @@ def blinn_phong(normals: torch.Tensor, positions: torch.Tensor, view_pos, albedo
     ``normals``, ``positions`` ``[..., 3]`` (same space); ``view_pos`` the camera centre
     ``[3]``, ``[B,3]`` (aligned to the leading dims, e.g. ``Camera.eye``) or ``[..., 3]``;
     ``albedo`` and ``specular`` RGB ``[..., 3]`` / ``[..., 1]`` / numbers (specular colour is not
-    multiplied by the albedo); ``shininess`` > 0, a number or a tensor broadcastable to
+    multiplied by the albedo); an :class:`EnvironmentLight` adds ``albedo * E(n) + specular *
+    R(reflect(v, n))`` (``shininess`` does not apply: its ``glossy_level`` sets the blur); ``shininess`` > 0, a number or a tensor broadcastable to
     ``[..., 1]``; ``lights`` and ``ambient`` as in :func:`lambertian`. The specular lobe is unnormalised
     (peak value ``specular * radiance``) and is switched off where ``n . l <= 0``.
     """
@@ -295,6 +370,11 @@ def blinn_phong(normals: torch.Tensor, positions: torch.Tensor, view_pos, albedo
     for l in lights:
         if isinstance(l, AmbientLight):
             continue
+        if isinstance(l, EnvironmentLight):  # diffuse at the normal, glossy at the mirrored view direction
+            irr = irr + l.lookup(n, l.diffuse_level)
+            glossy = l.lookup(reflect(v, n), l.glossy_level)
+            spec_rad = glossy if spec_rad is None else spec_rad + glossy
+            continue
         d, rad = _light_dir_radiance(l, positions, normals)
         ndl = (n * d).sum(-1, keepdim=True)
         h = safe_normalize(d + v)
@@ -315,3 +395,63 @@ def normal_to_rgb(normals: torch.Tensor, mask: torch.Tensor | None = None) -> to
         m = mask if mask.dim() == normals.dim() else mask.unsqueeze(-1)
         rgb = rgb * m.to(rgb.dtype)
     return rgb
+
+
+def reflect(v: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    """``v`` mirrored about the unit normal ``n``: ``2 (n . v) n - v`` (``v`` points away from the
+    surface, e.g. towards the viewer; the result is the direction light arrives from)."""
+    return 2 * (n * v).sum(-1, keepdim=True) * n - v
+
+
+def cube_directions(size: int, dtype=torch.float32, device=None) -> torch.Tensor:
+    """``[6,size,size,3]`` unit directions through the centres of a cube map's texels (face order
+    +x, -x, +y, -y, +z, -z; texel (i, j) at s = (j + 0.5) / size, t = (i + 0.5) / size, with
+    :func:`rastlit.texture`'s cube conventions), so ``texture(cube, cube_directions(S)[None])``
+    reads texel centres back."""
+    size = int(size)
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    c = (torch.arange(size, dtype=torch.float64, device=device) + 0.5) / size * 2 - 1  # s, t -> [-1, 1]
+    t, s = torch.meshgrid(c, c, indexing="ij")
+    one = torch.ones_like(s)
+    # (x, y, z) on each face from (sc, tc) = (2s - 1, 2t - 1): the inverse of the face projection
+    faces = [
+        torch.stack([one, -t, -s], -1),   # +x: s <- -z, t <- -y
+        torch.stack([-one, -t, s], -1),   # -x: s <- +z, t <- -y
+        torch.stack([s, one, t], -1),     # +y: s <- +x, t <- +z
+        torch.stack([s, -one, -t], -1),   # -y: s <- +x, t <- -z
+        torch.stack([s, -t, one], -1),    # +z: s <- +x, t <- -y
+        torch.stack([-s, -t, -one], -1),  # -z: s <- -x, t <- -y
+    ]
+    d = torch.stack(faces, 0)
+    return (d / d.norm(dim=-1, keepdim=True)).to(dtype)
+
+
+def equirect_to_cube(image: torch.Tensor, size: int) -> torch.Tensor:
+    """A lat-long (equirectangular) environment image ``[H,W,C]`` as a cube map ``[6,size,size,C]``.
+
+    Convention: ``image`` is as read from a file, row 0 at the TOP. Row coordinate v in [0, 1]
+    (top to bottom) is the polar angle from +y: theta = pi * v; column coordinate u in [0, 1) is
+    the azimuth phi = 2 pi (u - 0.5), with direction (sin theta sin phi, cos theta, -sin theta
+    cos phi): the image centre looks along -z, u = 0.75 along +x, u = 0.25 along -x, and the left
+    and right edges along +z (the seam). Each cube texel takes the bilinear sample (wrapping in u,
+    clamped in v) at its centre's direction, so it is differentiable in ``image``; with ``size``
+    much smaller than ``H``, prefilter (downscale) the image first to avoid aliasing.
+    """
+    if not isinstance(image, torch.Tensor) or image.dim() != 3 or not image.is_floating_point():
+        desc = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"image must be a floating-point tensor [H,W,C], got {desc}")
+    H, W, C = image.shape
+    d = cube_directions(size, dtype=torch.float64, device=image.device)
+    theta = torch.acos(d[..., 1].clamp(-1, 1))
+    phi = torch.atan2(d[..., 0], -d[..., 2])  # 0 along -z, +pi/2 along +x
+    u = phi / (2 * math.pi) + 0.5
+    v = theta / math.pi
+    x = u * W - 0.5
+    y = (v * H - 0.5).clamp(0, H - 1)
+    x0, y0 = torch.floor(x), torch.floor(y)
+    fx, fy = (x - x0).unsqueeze(-1).to(image.dtype), (y - y0).unsqueeze(-1).to(image.dtype)
+    j0, i0 = x0.long() % W, y0.long().clamp(0, H - 1)
+    j1, i1 = (j0 + 1) % W, (i0 + 1).clamp(max=H - 1)
+    return ((1 - fy) * ((1 - fx) * image[i0, j0] + fx * image[i0, j1])
+            + fy * ((1 - fx) * image[i1, j0] + fx * image[i1, j1]))

@@ -67,7 +67,14 @@ and are not ambiguous.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+try:  # the cube-map reference at the end is in torch; the rasterizer oracles need only NumPy
+    import torch
+except ImportError:  # pragma: no cover
+    torch = None
 
 __all__ = [
     "reference_rasterize",
@@ -80,6 +87,8 @@ __all__ = [
     "compare_values",
     "to_numpy",
     "views_of",
+    "reference_texture_cube",
+    "cube_lookup",
 ]
 
 
@@ -648,3 +657,163 @@ def compare_values(test, exact, test_db=None, tol=1e-4, grad_tol_px=2e-5, db_rel
         r["max_db_rel"] = float(relc.max()) if relc.size else 0.0
         r["db_bad"] = int(((relc > db_rel_tol) | ~np.isfinite(relc)).any(-1).sum())
     return r
+
+
+# ------------------------------------------------------------------------------ cube-map texture
+#
+# An independent float64 reference for texture(..., boundary_mode='cube'), in torch (so that it is
+# differentiable by autograd) and written differently from the kernel:
+#
+# * each face is described by vectors (outward normal N, s axis U, t axis V); a direction d selects
+#   the face maximizing d.N (first maximum: x before y before z on ties) and has s = 0.5 + 0.5 d.U /
+#   d.N, t = 0.5 + 0.5 d.V / d.N (OpenGL's table of sc, tc, ma, which nvdiffrast follows);
+# * seams: each face is padded with a one-texel border. A border texel is found by putting its
+#   centre on the face's plane (beyond the edge) and looking that 3D point up as a direction with
+#   nearest filtering; a border corner is the mean of its three neighbours in the padded face (the
+#   corner rule). Bilinear filtering then runs on the padded face with no special cases;
+# * the level of detail takes d(s, t)/d dir from autograd and the largest eigenvalue of J^T J
+#   from torch.linalg.eigvalsh.
+
+CUBE_FACE_FRAMES = (  # (N, U, V) for +x, -x, +y, -y, +z, -z
+    ((1, 0, 0), (0, 0, -1), (0, -1, 0)),
+    ((-1, 0, 0), (0, 0, 1), (0, -1, 0)),
+    ((0, 1, 0), (1, 0, 0), (0, 0, 1)),
+    ((0, -1, 0), (1, 0, 0), (0, 0, -1)),
+    ((0, 0, 1), (1, 0, 0), (0, -1, 0)),
+    ((0, 0, -1), (-1, 0, 0), (0, -1, 0)),
+)
+
+
+def _cube_frames(dtype=torch.float64):
+    f = torch.tensor(CUBE_FACE_FRAMES, dtype=dtype)  # [6, 3 (N, U, V), 3]
+    return f[:, 0], f[:, 1], f[:, 2]
+
+
+def cube_lookup(d):
+    """(face, s, t) of directions ``d`` [..., 3]: face int64, s and t differentiable in d."""
+    N, U, V = _cube_frames(d.dtype)
+    dn = d @ N.T  # [..., 6]
+    face = dn.argmax(-1)
+    nsel, usel, vsel = N[face], U[face], V[face]
+    den = (d * nsel).sum(-1)
+    s = 0.5 + 0.5 * (d * usel).sum(-1) / den
+    t = 0.5 + 0.5 * (d * vsel).sum(-1) / den
+    return face, s, t
+
+
+def _cube_border_index(n):
+    """For an n x n face: [6, n+2, n+2, 3] (face, row, col) of the texel each padded-grid cell
+    reads (-1 for the four corners)."""
+    N, U, V = (x.numpy() for x in _cube_frames())
+    idx = np.full((6, n + 2, n + 2, 3), -1, dtype=np.int64)
+    for f in range(6):
+        for pi in range(n + 2):
+            for pj in range(n + 2):
+                i, j = pi - 1, pj - 1
+                iout, jout = not 0 <= i < n, not 0 <= j < n
+                if iout and jout:
+                    continue
+                if not iout and not jout:
+                    idx[f, pi, pj] = (f, i, j)
+                    continue
+                # the texel centre on the face's plane, beyond the edge, looked up as a direction
+                p = N[f] + U[f] * (2 * (j + 0.5) / n - 1) + V[f] * (2 * (i + 0.5) / n - 1)
+                face, s, t = cube_lookup(torch.tensor(p))
+                jj = min(max(int(math.floor(float(s) * n)), 0), n - 1)
+                ii = min(max(int(math.floor(float(t) * n)), 0), n - 1)
+                idx[f, pi, pj] = (int(face), ii, jj)
+    return idx
+
+
+def cube_pad(level):
+    """[B,6,n,n,C] -> [B,6,n+2,n+2,C] with the seam border and the corner rule."""
+    n = level.shape[2]
+    idx = torch.from_numpy(_cube_border_index(n))
+    ok = idx[..., 0] >= 0
+    safe = idx.clamp(min=0)
+    padded = level[:, safe[..., 0], safe[..., 1], safe[..., 2]]  # [B,6,n+2,n+2,C]
+    padded = padded * ok[None, ..., None].to(level.dtype)
+    for ci, cj, di, dj in ((0, 0, 1, 1), (0, n + 1, 1, -1), (n + 1, 0, -1, 1), (n + 1, n + 1, -1, -1)):
+        mean = (padded[:, :, ci + di, cj] + padded[:, :, ci, cj + dj] + padded[:, :, ci + di, cj + dj]) / 3
+        padded = padded.clone()
+        padded[:, :, ci, cj] = mean
+    return padded
+
+
+def cube_pyramid(tex, levels):
+    out = [tex]
+    for _ in range(levels):
+        t = out[-1]
+        B, _, n, _, C = t.shape
+        out.append(t.reshape(B, 6, n // 2, 2, n // 2, 2, C).mean(dim=(3, 5)))
+    return out
+
+
+def _cube_bilinear(padded, tb, face, s, t):
+    """Bilinear lookups in padded levels: padded [TB,6,n+2,n+2,C]; tb, face [P]; s, t [P]."""
+    n = padded.shape[2] - 2
+    x, y = s * n + 0.5, t * n + 0.5  # padded texel space (centre of texel j at j + 1)
+    j0, i0 = x.detach().floor().long(), y.detach().floor().long()
+    fx, fy = (x - j0)[:, None], (y - i0)[:, None]
+    j0, i0 = j0.clamp(0, n), i0.clamp(0, n)
+
+    def at(i, j):
+        return padded[tb, face, i, j]
+
+    return ((1 - fy) * ((1 - fx) * at(i0, j0) + fx * at(i0, j0 + 1))
+            + fy * ((1 - fx) * at(i0 + 1, j0) + fx * at(i0 + 1, j0 + 1)))
+
+
+def reference_texture_cube(tex, uv, uv_da=None, bias=None, filter_mode="linear", max_mip_level=None):
+    """Cube-map lookup in float64: tex [TB,6,S,S,C], uv [B,H,W,3], uv_da [B,H,W,6], bias [B,H,W].
+    Differentiable (autograd) in tex and uv (and uv_da, bias through the level blend)."""
+    tex = tex.double()
+    d = uv.double()
+    B, H, W, _ = d.shape
+    TB, _, S, _, C = tex.shape
+    d = d.reshape(-1, 3)
+    P = d.shape[0]
+    tb = torch.arange(P) // (H * W) if TB > 1 else torch.zeros(P, dtype=torch.long)
+    valid = torch.isfinite(d).all(-1) & (d != 0).any(-1)
+    dsafe = torch.where(valid[:, None], d, torch.ones_like(d))
+    face, s, t = cube_lookup(dsafe)
+    out = tex.new_zeros(P, C)
+    if filter_mode == "nearest":
+        j = (s.detach() * S).floor().long().clamp(0, S - 1)
+        i = (t.detach() * S).floor().long().clamp(0, S - 1)
+        out = tex[tb, face, i, j]
+        return torch.where(valid[:, None], out, torch.zeros_like(out)).reshape(B, H, W, C)
+    num_levels = 1
+    if "mipmap" in filter_mode:
+        num_levels = int(math.log2(S)) + 1
+        if max_mip_level is not None:
+            num_levels = min(num_levels, max_mip_level + 1)
+    levels = cube_pyramid(tex, num_levels - 1)
+    lod = d.new_zeros(P)
+    if "mipmap" in filter_mode:
+        if uv_da is not None:
+            da = uv_da.double().reshape(-1, 3, 2)  # [P, component, (X, Y)]
+            # d(s, t)/d dir by autograd (pixels are independent, so the gradient of the sum is
+            # per pixel), kept in the graph so that the lod is differentiable in the direction
+            with torch.enable_grad():
+                dd = dsafe if dsafe.requires_grad else dsafe.detach().requires_grad_()
+                _, s2, t2 = cube_lookup(dd)
+                gs = torch.autograd.grad(s2.sum(), dd, create_graph=True)[0]
+                gt = torch.autograd.grad(t2.sum(), dd, create_graph=True)[0]
+            J = torch.stack([(gs[:, :, None] * da).sum(1), (gt[:, :, None] * da).sum(1)], 1) * S  # [P, 2 (s,t), 2 (X,Y)]
+            lam = torch.linalg.eigvalsh(J.transpose(1, 2) @ J)[:, -1]
+            lod = 0.5 * torch.log2(lam)
+        if bias is not None:
+            lod = lod + bias.double().reshape(-1)
+        lod = torch.nan_to_num(lod, nan=0.0, neginf=0.0).clamp(0, num_levels - 1)
+    l0 = lod.detach().floor().long().clamp(0, num_levels - 1)
+    samples = torch.stack([_cube_bilinear(cube_pad(L), tb, face, s, t) for L in levels], 0)  # [L, P, C]
+    rows = torch.arange(P)
+    a = samples[l0, rows]
+    if filter_mode == "linear-mipmap-linear":
+        l1 = (l0 + 1).clamp(max=num_levels - 1)
+        frac = (lod - l0)[:, None]
+        out = a + frac * (samples[l1, rows] - a)
+    else:
+        out = a
+    return torch.where(valid[:, None], out, torch.zeros_like(out)).reshape(B, H, W, C)

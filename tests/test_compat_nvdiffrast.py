@@ -151,3 +151,62 @@ def test_nvdiffrast_style_cube_fit():
     # Positions are learned only through antialias's visibility gradients at silhouettes and
     # through the colour gradients inside; the error must shrink severalfold.
     assert err1 < 0.35 * err0, (err0, err1)
+
+
+def test_cube_map_texture_and_mip_through_compat():
+    """nvdiffrast's cube-map calls: texture(..., boundary_mode='cube') on [B,6,S,S,C] with
+    directions, and texture_construct_mip(tex, cube_mode=True) passed as mip=."""
+    g = torch.Generator().manual_seed(3)
+    tex = torch.rand(1, 6, 8, 8, 3, generator=g)
+    d = torch.randn(2, 5, 6, 3, generator=g)
+    d_da = 0.05 * torch.randn(2, 5, 6, 6, generator=g)
+    out = dr.texture(tex, d, filter_mode="linear", boundary_mode="cube")
+    assert torch.equal(out, rastlit.texture(tex, d, boundary_mode="cube"))
+    mip = dr.texture_construct_mip(tex, max_mip_level=2, cube_mode=True)
+    assert [tuple(m.shape) for m in mip] == [(1, 6, 4, 4, 3), (1, 6, 2, 2, 3)]
+    a = dr.texture(tex, d, d_da, mip=mip, filter_mode="linear-mipmap-linear", boundary_mode="cube", max_mip_level=2)
+    b = rastlit.texture(tex, d, d_da, filter_mode="linear-mipmap-linear", boundary_mode="cube", max_mip_level=2)
+    assert torch.equal(a, b)
+    with pytest.raises(ValueError, match=r"tex must have shape \[B,Ht,Wt,C\]"):  # as nvdiffrast: cube_mode needed
+        dr.texture_construct_mip(tex)
+
+
+def test_learn_an_environment_map_from_a_mirror_sphere():
+    """In the spirit of nvdiffrast's envphong sample, small: a mirror sphere seen from 12 views
+    reflects a random 8x8-per-face cube map; starting from grey, 100 Adam steps on the image error,
+    through the compat layer (rasterize, interpolate, texture with boundary_mode='cube', antialias),
+    recover it. Measured: image MSE 2.9e-2 -> 3.3e-7 (x88000), cube-map mean abs error 0.25 ->
+    9.4e-4 (x270); asserted with margin: x1000 and x50."""
+    from rastlit import shading as S
+    from rastlit.camera import PerspectiveCamera, orbit_views
+    from rastlit.mesh import icosphere
+
+    verts, faces = icosphere(3)
+    H = W = 48
+    view = torch.cat([orbit_views(4, radius=3.0, elevation_deg=el, azimuth_offset_deg=el)[0] for el in (-35.0, 0.0, 35.0)])
+    cam = PerspectiveCamera(view, fovy_deg=40.0, near=0.5, far=10.0, resolution=(H, W))
+    glctx = dr.RasterizeCudaContext()
+    clip = cam.project(verts)
+    rast, _ = dr.rasterize(glctx, clip, faces, resolution=[H, W])
+    pos, _ = dr.interpolate(verts[None], rast, faces)  # unit sphere: the normal is the position
+    mask = rast[..., 3:] > 0
+    view_dir = S.safe_normalize(cam.eye[:, None, None, :] - pos)
+    refl = (S.reflect(view_dir, S.safe_normalize(pos)) * mask).contiguous()  # background: zero direction -> 0
+
+    def render(env):
+        col = dr.texture(env, refl, filter_mode="linear", boundary_mode="cube")
+        return dr.antialias(col * mask, rast, clip, faces)
+
+    target = torch.rand(1, 6, 8, 8, 3, generator=torch.Generator().manual_seed(1))
+    ref_img = render(target)
+    env = torch.full((1, 6, 8, 8, 3), 0.5, requires_grad=True)
+    opt = torch.optim.Adam([env], lr=0.03)
+    loss0, err0 = ((render(env) - ref_img) ** 2).mean().item(), (env - target).abs().mean().item()
+    for _ in range(100):
+        opt.zero_grad()
+        loss = ((render(env) - ref_img) ** 2).mean()
+        loss.backward()
+        opt.step()
+    loss1, err1 = ((render(env) - ref_img) ** 2).mean().item(), (env - target).abs().mean().item()
+    assert loss1 < loss0 / 1000, (loss0, loss1)
+    assert err1 < err0 / 50, (err0, err1)

@@ -20,7 +20,7 @@ def _run(script: str, cwd: Path) -> str:
     return r.stdout
 
 
-@pytest.mark.parametrize("script", ["render_textured.py", "fit_silhouette.py", "jax_fit_cube.py"])
+@pytest.mark.parametrize("script", ["render_textured.py", "env_lit_sphere.py", "fit_silhouette.py", "jax_fit_cube.py"])
 def test_readme_shows_the_example_verbatim(script):
     code = (ROOT / "examples" / script).read_text()
     body = code.split('"""', 2)[2].strip()  # without the docstring
@@ -36,6 +36,20 @@ def test_render_textured_example_writes_the_png(tmp_path):
     # white background around, coloured sphere in the middle of each view
     assert torch.all(img[2, 2] == 1.0)
     assert (img.std(dim=(0, 1)) > 0.05).all()
+
+
+def test_env_lit_sphere_example_writes_the_png(tmp_path):
+    _run("env_lit_sphere.py", tmp_path)
+    from rastlit.mesh import load_texture
+
+    img = load_texture(tmp_path / "env_lit_sphere.png")
+    assert img.shape[0] > 250 and img.shape[1] > 4 * 250 and img.shape[2] == 3
+    assert torch.all(img[2, 2] == 1.0)  # white background
+    # the sphere's centre column reflects blue sky near its top (row 0 of the loaded image is the
+    # texture's v = 0, the image's bottom) and the grey floor near its bottom
+    top, bottom = img[210, 130], img[40, 130]
+    assert top[2] > top[0] + 0.2, top
+    assert (bottom.max() - bottom.min()) < 0.1, bottom
 
 
 def test_fit_silhouette_example_reduces_the_loss(tmp_path):

@@ -197,6 +197,52 @@ def test_texture_fuzz_clean_error_or_valid_output(args):
         assert _grads_finite(tex, uv)
 
 
+@st.composite
+def cube_texture_args(draw):
+    """Cube maps: mostly well-formed [TB,6,S,S,C] with some wrong face counts, non-square faces and
+    wrong uv / uv_da widths; directions with zeros, tiny, huge and non-finite components."""
+    dtype = draw(st.sampled_from([torch.float32, torch.float32, torch.float64, torch.float16]))
+    B = draw(st.sampled_from([1, 1, 2, 0]))
+    H, W = draw(st.integers(0, 4)), draw(st.integers(1, 4))
+    S = draw(st.sampled_from([1, 2, 4, 8, 3]))
+    F = draw(st.sampled_from([6, 6, 6, 6, 5]))
+    Sw = draw(st.sampled_from([S, S, S, S + 1]))
+    C = draw(st.integers(1, 4))
+    TB = draw(st.sampled_from([1, B, B + 1]))
+    tex = _tensor(draw, (TB, F, S, Sw, C), st.floats(-2, 2, allow_nan=False, width=32), torch.float64).to(dtype)
+    k = draw(st.sampled_from([3, 3, 3, 3, 2]))
+    uv = _tensor(draw, (B, H, W, k), st.one_of(st.floats(-3, 3, allow_nan=False, width=32), special_floats,
+                                               st.sampled_from([1e-40, -1e-45, 0.0, 1.0, -1.0])), dtype)
+    uv_da = _tensor(draw, (B, H, W, draw(st.sampled_from([6, 6, 6, 4]))), dtype=dtype) if draw(st.booleans()) else None
+    bias = None
+    if draw(st.booleans()):
+        bias = _tensor(draw, (B, H, W), st.one_of(st.floats(-2, 20, allow_nan=False), special_floats), dtype)
+    filt = draw(st.sampled_from(["auto", "nearest", "linear", "linear-mipmap-nearest", "linear-mipmap-linear"]))
+    max_mip = draw(st.sampled_from([None, None, 0, 1, 15]))
+    return tex, uv, uv_da, bias, filt, max_mip
+
+
+@settings(max_examples=_n(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cube_texture_args())
+def test_cube_texture_fuzz_clean_error_or_valid_output(args):
+    tex, uv, uv_da, bias, filt, max_mip = args
+    tex.requires_grad_(tex.dtype != torch.float16)
+    uv.requires_grad_(uv.dtype != torch.float16)
+    try:
+        out = rastlit.texture(tex, uv, uv_da, bias, filter_mode=filt, boundary_mode="cube", max_mip_level=max_mip)
+    except Exception as e:  # noqa: BLE001 - the type is what is tested
+        _clean(e)
+        return
+    assert out.shape == uv.shape[:3] + (tex.shape[4],)
+    event("accepted")
+    assert bool(torch.isfinite(out).all()), "finite cube map gave a non-finite output"
+    lo, hi = float(tex.detach().min()) if tex.numel() else 0.0, float(tex.detach().max()) if tex.numel() else 0.0
+    assert bool(((out >= min(lo, 0.0) - 1e-3) & (out <= max(hi, 0.0) + 1e-3)).all()), "output outside the texel range"
+    out.sum().backward()
+    assert tex.grad is not None and tex.grad.shape == tex.shape
+    assert _grads_finite(tex, uv)
+
+
 def _random_mesh(draw, V, T, allow_bad_index=False):
     hi = V - 1 + (3 if allow_bad_index and draw(st.integers(0, 4)) == 0 else 0)
     lo = -1 if allow_bad_index and draw(st.integers(0, 9)) == 0 else 0

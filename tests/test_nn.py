@@ -128,6 +128,20 @@ def test_texture_layer_caches_the_pyramid_until_the_texture_changes():
     assert "linear-mipmap-linear" in repr(layer)
 
 
+def test_texture_layer_with_a_cube_map():
+    g = torch.Generator().manual_seed(1)
+    tex = torch.rand(1, 6, 8, 8, 3, generator=g)
+    d = torch.randn(2, 4, 5, 3, generator=g)
+    d_da = 0.1 * torch.randn(2, 4, 5, 6, generator=g)
+    layer = rnn.Texture(filter_mode="linear-mipmap-linear", boundary_mode="cube")
+    a = layer(tex, d, d_da)
+    assert [tuple(m.shape) for m in layer._mip] == [(1, 6, 4, 4, 3), (1, 6, 2, 2, 3), (1, 6, 1, 1, 3)]
+    torch.testing.assert_close(a, rastlit.texture(tex, d, d_da, boundary_mode="cube"), rtol=0, atol=0)
+    t = tex.clone().requires_grad_()  # optimized: no cached pyramid, gradient through the levels
+    layer(t, d, d_da).sum().backward()
+    assert t.grad is not None and t.grad.abs().sum() > 0
+
+
 def test_mesh_renderer_samples_the_texture():
     m = uv_sphere(16, 32)
     # a texture that is red in its left half (u < 0.5) and blue in its right half

@@ -229,6 +229,8 @@ template <typename T, typename B>
 ffi::Error texture_params(B& be, TextureFwdParams<T>& p, ffi::AnyBuffer tex, ffi::AnyBuffer uv, ffi::AnyBuffer uv_da,
                           ffi::AnyBuffer bias, ffi::RemainingArgs mips, int64_t filter, int64_t boundary) {
   if (mips.size() + 1 > size_t(kMaxTextureLevels)) return invalid("texture: too many mip levels");
+  if (boundary < kTexWrap || boundary > kTexZero)  // cube maps are not wired for JAX (2D buffers only)
+    return invalid("texture: boundary must be 0 (wrap), 1 (clamp) or 2 (zero) in rastlit.jax");
   const auto td = tex.dimensions();
   const auto ud = uv.dimensions();
   p.num_levels = 1 + int(mips.size());

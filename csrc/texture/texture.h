@@ -12,6 +12,10 @@
 // texels of level 0 (rows by w0 and h0), lod = 0.5 * log2(largest eigenvalue of J^T J) + bias,
 // clamped to [0, num_levels - 1]. linear-mipmap-nearest samples level floor(lod) (nvdiffrast
 // rounds down too); linear-mipmap-linear blends floor(lod) and floor(lod) + 1 by the fraction.
+//
+// Cube maps (boundary kTexCube): see the "cube maps" section below for face selection, face-local
+// coordinates, seams and the corner rule; the level of detail is the same rule applied to the
+// Jacobian of the face-local coordinates.
 #pragma once
 
 #include "../common.h"
@@ -29,6 +33,7 @@ enum TextureBoundary : int {
   kTexWrap = 0,
   kTexClamp = 1,
   kTexZero = 2,
+  kTexCube = 3,  // cube map: levels are [tex_batch, 6, size, size, channels], uv holds 3D directions
 };
 
 // Level 0 (the texture) plus at most 15 reduced levels: a full pyramid of a 32768-texel side.
@@ -36,7 +41,7 @@ constexpr int kMaxTextureLevels = 16;
 
 template <typename T>
 struct TextureLevel {
-  const T* data;  // [tex_batch, height, width, channels]
+  const T* data;  // [tex_batch, height, width, channels] (cube: [tex_batch, 6, height, width, channels])
   int height, width;
 };
 
@@ -46,8 +51,8 @@ struct TextureFwdParams {
   int num_levels;                             // 1 + number of mip levels given
   int64_t tex_batch;                          // 1 (shared by all views) or num_views
   int64_t channels;
-  const T* uv;     // [B,H,W,2]
-  const T* uv_da;  // [B,H,W,4] or null
+  const T* uv;     // [B,H,W,2] (cube: [B,H,W,3] directions)
+  const T* uv_da;  // [B,H,W,4] or null (cube: [B,H,W,6])
   const T* bias;   // [B,H,W] or null
   int64_t num_views;
   int height, width;
@@ -61,8 +66,8 @@ struct TextureBwdParams {
   TextureFwdParams<T> fwd;  // out unused
   const T* grad_out;        // [B,H,W,C]
   T* grad_levels[kMaxTextureLevels];  // each shaped as its level, zero-initialized by the caller
-  T* grad_uv;                         // [B,H,W,2]
-  T* grad_uv_da;                      // [B,H,W,4] or null
+  T* grad_uv;                         // [B,H,W,2] (cube: 3)
+  T* grad_uv_da;                      // [B,H,W,4] or null (cube: 6)
   T* grad_bias;                       // [B,H,W] or null
 };
 
@@ -152,7 +157,10 @@ struct TexTaps {
   int64_t offset[2][4];  // element offset of the texel's channel 0 in its level buffer; -1: none
   T w[2][4], dwdu[2][4], dwdv[2][4];
   bool lod_grad;  // the output depends smoothly on lod here (trilinear, lod inside the range)
-  T dlod_dda[4];  // d lod / d uv_da (zero without uv_da)
+  T dlod_dda[6];  // d lod / d uv_da (zero without uv_da); 4 used in 2D, 6 for cube maps
+  // Cube maps only: d s / d dir and d t / d dir (face-local coordinates against the direction) and
+  // d lod / d dir (the footprint depends on the direction too).
+  T ds_dir[3], dt_dir[3], dlod_dir[3];
 };
 
 template <typename T>
@@ -177,17 +185,18 @@ RL_HD void tex_level_quad(const TextureLevel<T>& L, int64_t tb, int64_t C, int b
 
 // The levels a pixel reads and the blend fraction (weight of l1); with kGrad, whether the output
 // depends smoothly on lod there and d lod / d uv_da (zero otherwise).
+// `d` is the pixel Jacobian (du/dX, du/dY, dv/dX, dv/dY) of the level-0 coordinates in [0, 1]
+// units (null: no derivatives, lod = bias alone); dlod_dda receives d lod / d d.
 template <typename T, bool kGrad>
-RL_HD void tex_choose_levels(const TextureFwdParams<T>& p, int64_t pix, int* l0_out, int* l1_out, T* frac_out,
-                             bool* lod_grad, T* dlod_dda) {
+RL_HD void tex_choose_levels_j(const TextureFwdParams<T>& p, int64_t pix, const T* d, int* l0_out, int* l1_out,
+                               T* frac_out, bool* lod_grad, T* dlod_dda) {
   int l0 = 0, l1 = 0;
   T frac = T(0);
   bool grad = false;
   const bool mip = p.filter == kTexLinearMipmapNearest || p.filter == kTexLinearMipmapLinear;
   if (mip) {
     T lod = T(0);
-    if (p.uv_da) {
-      const T* d = p.uv_da + 4 * pix;
+    if (d) {
       const T W0 = T(p.levels[0].width), H0 = T(p.levels[0].height);
       const T sx = d[0] * W0, sy = d[1] * W0, tx = d[2] * H0, ty = d[3] * H0;
       const T A = sx * sx + tx * tx, B = sy * sy + ty * ty, Cc = sx * sy + tx * ty;
@@ -232,8 +241,345 @@ RL_HD void tex_choose_levels(const TextureFwdParams<T>& p, int64_t pix, int* l0_
   *frac_out = frac;
 }
 
+template <typename T, bool kGrad>
+RL_HD void tex_choose_levels(const TextureFwdParams<T>& p, int64_t pix, int* l0_out, int* l1_out, T* frac_out,
+                             bool* lod_grad, T* dlod_dda) {
+  tex_choose_levels_j<T, kGrad>(p, pix, p.uv_da ? p.uv_da + 4 * pix : nullptr, l0_out, l1_out, frac_out, lod_grad,
+                                dlod_dda);
+}
+
+// ------------------------------------------------------------------------------- cube maps
+//
+// Conventions (nvdiffrast's, which are OpenGL's): faces in the order +x, -x, +y, -y, +z, -z. A
+// direction d selects the face of its major axis: z if |z| > max(|x|, |y|), else y if |y| > |x|,
+// else x (ties go to the later test: x before y before z), the sign of that component choosing + or
+// -. With c the major component and (a, b) the components below, the face-local coordinates are
+// s = 0.5 + 0.5 * sa * a / |c| and t = 0.5 + 0.5 * sb * b / |c|, in [0, 1]:
+//   face  major  a (s)  b (t)            face  major  a (s)  b (t)
+//   +x    x      -z     -y               -y    y      +x     -z
+//   -x    x      +z     -y               +z    z      +x     -y
+//   +y    y      +x     +z               -z    z      -x     -y
+// s runs along a face's width (columns) and t along its height (rows); texel (i, j) of an n x n
+// face is centred at ((j + 0.5) / n, (i + 0.5) / n), as in 2D. Bilinear lookups are seamless: a tap
+// one texel beyond a face edge reads the neighbouring face's texel that touches that edge at the
+// same place along it (the face folded over the cube edge). At a cube corner the one tap outside
+// both edges of its face has no texel: it takes the average of the other three taps (nvdiffrast's
+// rule), i.e. its weight is shared equally among them. A direction that is zero or has a NaN or
+// infinite component gives output 0 and zero gradients.
+
+struct CubeFaceFrame {
+  int major, axis_s, axis_t;  // component index of the major axis and of a (for s), b (for t)
+  int sign_major, sign_s, sign_t;
+};
+
+RL_HD CubeFaceFrame cube_face_frame(int face) {
+  CubeFaceFrame f;
+  f.sign_major = (face & 1) ? -1 : 1;
+  switch (face >> 1) {
+    case 0:  // x faces: s along -+z, t along -y
+      f.major = 0; f.axis_s = 2; f.axis_t = 1;
+      f.sign_s = (face & 1) ? 1 : -1; f.sign_t = -1;
+      break;
+    case 1:  // y faces: s along +x, t along +-z
+      f.major = 1; f.axis_s = 0; f.axis_t = 2;
+      f.sign_s = 1; f.sign_t = (face & 1) ? -1 : 1;
+      break;
+    default:  // z faces: s along +-x, t along -y
+      f.major = 2; f.axis_s = 0; f.axis_t = 1;
+      f.sign_s = (face & 1) ? -1 : 1; f.sign_t = -1;
+  }
+  return f;
+}
+
+template <typename T>
+RL_HD T tex_abs(T x) {
+  return x < T(0) ? -x : x;
+}
+
+// The face a direction selects (-1 when it is zero or not finite).
+template <typename T>
+RL_HD int cube_select_face(const T* d) {
+  if (!tex_finite(d[0]) || !tex_finite(d[1]) || !tex_finite(d[2])) return -1;
+  const T ax = tex_abs(d[0]), ay = tex_abs(d[1]), az = tex_abs(d[2]);
+  int face;
+  T c;
+  if (az > (ax > ay ? ax : ay)) {
+    face = 4;
+    c = d[2];
+  } else if (ay > ax) {
+    face = 2;
+    c = d[1];
+  } else {
+    face = 0;
+    c = d[0];
+  }
+  if (c == T(0)) return -1;  // the zero vector
+  return c < T(0) ? face + 1 : face;
+}
+
+// Element offset (channel 0) of texel (i, j) of `face` in a cube level, where at most one of i, j
+// may be one step outside [0, n - 1]: such a texel is read from the neighbouring face. -1 when both
+// are outside (the corner tap, which has no texel). Integer math, always in bounds.
+template <typename T>
+RL_HD int64_t cube_texel_offset(const TextureLevel<T>& L, int64_t tb, int64_t C, int face, int i, int j) {
+  const int n = L.width;
+  const bool iout = i < 0 || i >= n, jout = j < 0 || j >= n;
+  if (iout && jout) return -1;
+  if (iout || jout) {
+    // Texel centres on the cube [-n, n]^3 (scaled by n): the face plane at n along the major axis,
+    // the centres at odd offsets 2k + 1 - n along s and t. The tap beyond an edge sits at n + 1
+    // along that axis; folding it over the edge puts it at n on that axis (which becomes the new
+    // face's major axis) and n - 1 along the old major axis: the edge texel of the neighbour.
+    const CubeFaceFrame f = cube_face_frame(face);
+    int q[3];
+    q[f.major] = f.sign_major * n;
+    q[f.axis_s] = f.sign_s * (2 * j + 1 - n);
+    q[f.axis_t] = f.sign_t * (2 * i + 1 - n);
+    const int k = jout ? f.axis_s : f.axis_t;
+    const int sk = q[k] < 0 ? -1 : 1;
+    q[k] = sk * n;
+    q[f.major] = f.sign_major * (n - 1);
+    face = 2 * k + (sk < 0 ? 1 : 0);
+    const CubeFaceFrame g = cube_face_frame(face);
+    j = (g.sign_s * q[g.axis_s] + n - 1) / 2;
+    i = (g.sign_t * q[g.axis_t] + n - 1) / 2;
+    j = j < 0 ? 0 : (j > n - 1 ? n - 1 : j);  // exact already; kept bounds-safe regardless
+    i = i < 0 ? 0 : (i > n - 1 ? n - 1 : i);
+  }
+  return (((tb * 6 + face) * int64_t(n) + i) * n + j) * C;
+}
+
+// Four taps of a seamless bilinear lookup at (s, t) on `face` of level L: offsets (-1: none),
+// weights and their derivatives with respect to s and t, with the corner rule applied.
+template <typename T>
+RL_HD void cube_level_quad(const TextureLevel<T>& L, int64_t tb, int64_t C, int face, T s, T t, int64_t* off, T* w,
+                           T* dwds, T* dwdt) {
+  const int n = L.width;
+  const T x = s * T(n) - T(0.5), y = t * T(n) - T(0.5);  // in [-0.5, n - 0.5]
+  const T x0 = tex_floor(x), y0 = tex_floor(y);
+  const T fx = x - x0, fy = y - y0;
+  int j0 = int(x0), i0 = int(y0);
+  j0 = j0 < -1 ? -1 : (j0 > n - 1 ? n - 1 : j0);
+  i0 = i0 < -1 ? -1 : (i0 > n - 1 ? n - 1 : i0);
+  const T wx[2] = {T(1) - fx, fx}, wy[2] = {T(1) - fy, fy};
+  const T dwx[2] = {-T(n), T(n)}, dwy[2] = {-T(n), T(n)};
+  int missing = -1;
+  for (int a = 0; a < 2; ++a)
+    for (int b = 0; b < 2; ++b) {
+      const int k = 2 * a + b;
+      off[k] = cube_texel_offset(L, tb, C, face, i0 + a, j0 + b);
+      if (off[k] < 0) missing = k;
+      w[k] = wy[a] * wx[b];
+      dwds[k] = wy[a] * dwx[b];
+      dwdt[k] = dwy[a] * wx[b];
+    }
+  if (missing >= 0) {  // corner: the missing texel is the mean of the other three
+    const T third = T(1) / T(3);
+    const T wm = w[missing] * third, dsm = dwds[missing] * third, dtm = dwdt[missing] * third;
+    for (int k = 0; k < 4; ++k) {
+      if (k == missing) {
+        w[k] = dwds[k] = dwdt[k] = T(0);
+      } else {
+        w[k] += wm;
+        dwds[k] += dsm;
+        dwdt[k] += dtm;
+      }
+    }
+  }
+}
+
+// Face-local (s, t) of direction d on `face`, with their gradients with respect to d (kGrad).
+template <typename T, bool kGrad>
+RL_HD void cube_face_coords(const T* d, int face, T* s, T* t, T* ds_dir, T* dt_dir) {
+  const CubeFaceFrame f = cube_face_frame(face);
+  const T c = d[f.major], a = d[f.axis_s], b = d[f.axis_t];
+  // |c| = sign_major * c on the selected face
+  const T ks = T(0.5) * T(f.sign_s * f.sign_major), kt = T(0.5) * T(f.sign_t * f.sign_major);
+  T ss = T(0.5) + ks * (a / c), tt = T(0.5) + kt * (b / c);
+  *s = ss < T(0) ? T(0) : (ss > T(1) ? T(1) : ss);  // rounding only: |a|, |b| <= |c|
+  *t = tt < T(0) ? T(0) : (tt > T(1) ? T(1) : tt);
+  if (kGrad) {
+    const T ic = T(1) / c;
+    for (int k = 0; k < 3; ++k) ds_dir[k] = dt_dir[k] = T(0);
+    ds_dir[f.axis_s] = ks * ic;
+    ds_dir[f.major] = -ks * a * ic * ic;
+    dt_dir[f.axis_t] = kt * ic;
+    dt_dir[f.major] = -kt * b * ic * ic;
+  }
+}
+
+// The taps of one pixel of a cube-map lookup (all filter modes). With kGrad, also the derivative
+// data the backward needs (ds_dir, dt_dir, dlod_dir, dlod_dda, lod_grad).
+template <typename T, bool kGrad>
+RL_HD void tex_cube_taps(const TextureFwdParams<T>& p, int64_t pix, TexTaps<T>* t) {
+  const int64_t npix = int64_t(p.height) * p.width;
+  const int64_t tb = p.tex_batch == 1 ? 0 : pix / npix;
+  const T* d = p.uv + 3 * pix;
+  t->num_levels = 0;
+  t->lod_grad = false;
+  if (kGrad) {
+    for (int j = 0; j < 6; ++j) t->dlod_dda[j] = T(0);
+    for (int k = 0; k < 3; ++k) t->ds_dir[k] = t->dt_dir[k] = t->dlod_dir[k] = T(0);
+  }
+  const int face = cube_select_face(d);
+  if (face < 0) return;  // documented: output 0, zero gradients
+  T s, tc;
+  T ds_dir[3], dt_dir[3];
+  cube_face_coords<T, true>(d, face, &s, &tc, ds_dir, dt_dir);
+
+  if (p.filter == kTexNearest) {
+    const TextureLevel<T>& L = p.levels[0];
+    const int n = L.width;
+    int j = int(tex_floor(s * T(n))), i = int(tex_floor(tc * T(n)));
+    j = j < 0 ? 0 : (j > n - 1 ? n - 1 : j);
+    i = i < 0 ? 0 : (i > n - 1 ? n - 1 : i);
+    t->num_levels = 1;
+    t->level[0] = 0;
+    t->level_weight[0] = T(1);
+    for (int k = 0; k < 4; ++k) {
+      t->offset[0][k] = -1;
+      t->w[0][k] = t->dwdu[0][k] = t->dwdv[0][k] = T(0);
+    }
+    t->offset[0][0] = cube_texel_offset(L, tb, p.channels, face, i, j);
+    t->w[0][0] = T(1);
+    return;
+  }
+
+  // Footprint: the pixel Jacobian of (s, t) is (ds/d dir, dt/d dir) times d dir / d(X, Y).
+  T jac[4];
+  const T* da = p.uv_da ? p.uv_da + 6 * pix : nullptr;
+  if (da) {
+    T sX = T(0), sY = T(0), tX = T(0), tY = T(0);
+    for (int k = 0; k < 3; ++k) {
+      sX += ds_dir[k] * da[2 * k];
+      sY += ds_dir[k] * da[2 * k + 1];
+      tX += dt_dir[k] * da[2 * k];
+      tY += dt_dir[k] * da[2 * k + 1];
+    }
+    jac[0] = sX;
+    jac[1] = sY;
+    jac[2] = tX;
+    jac[3] = tY;
+  }
+  int l0 = 0, l1 = 0;
+  T frac = T(0);
+  bool lod_grad = false;
+  T dlod_dj[4] = {T(0), T(0), T(0), T(0)};
+  tex_choose_levels_j<T, kGrad>(p, pix, da ? jac : nullptr, &l0, &l1, &frac, &lod_grad, dlod_dj);
+
+  if (kGrad) {
+    for (int k = 0; k < 3; ++k) {
+      t->ds_dir[k] = ds_dir[k];
+      t->dt_dir[k] = dt_dir[k];
+    }
+    if (lod_grad && da) {
+      // d lod / d uv_da: uv_da[2k] = d dir_k / dX, uv_da[2k + 1] = d dir_k / dY.
+      for (int k = 0; k < 3; ++k) {
+        t->dlod_dda[2 * k] = dlod_dj[0] * ds_dir[k] + dlod_dj[2] * dt_dir[k];
+        t->dlod_dda[2 * k + 1] = dlod_dj[1] * ds_dir[k] + dlod_dj[3] * dt_dir[k];
+      }
+      // d lod / d dir through the Jacobian's dependence on the direction: with s = 0.5 + ks a / c,
+      // d2s/(da dc) = -ks / c^2 and d2s/dc2 = 2 ks a / c^3 (likewise t with kt, b).
+      const CubeFaceFrame f = cube_face_frame(face);
+      const T c = d[f.major], a = d[f.axis_s], b = d[f.axis_t];
+      const T ks = T(0.5) * T(f.sign_s * f.sign_major), kt = T(0.5) * T(f.sign_t * f.sign_major);
+      const T ic = T(1) / c, ic2 = ic * ic, ic3 = ic2 * ic;
+      const T daX[3] = {da[0], da[2], da[4]}, daY[3] = {da[1], da[3], da[5]};
+      // g = sum over the Jacobian entries of d lod / d entry times the second derivative
+      // contracted with the matching uv_da column.
+      const T gs_a = -ks * ic2 * (dlod_dj[0] * daX[f.major] + dlod_dj[1] * daY[f.major]);
+      const T gs_c = -ks * ic2 * (dlod_dj[0] * daX[f.axis_s] + dlod_dj[1] * daY[f.axis_s]) +
+                     T(2) * ks * a * ic3 * (dlod_dj[0] * daX[f.major] + dlod_dj[1] * daY[f.major]);
+      const T gt_b = -kt * ic2 * (dlod_dj[2] * daX[f.major] + dlod_dj[3] * daY[f.major]);
+      const T gt_c = -kt * ic2 * (dlod_dj[2] * daX[f.axis_t] + dlod_dj[3] * daY[f.axis_t]) +
+                     T(2) * kt * b * ic3 * (dlod_dj[2] * daX[f.major] + dlod_dj[3] * daY[f.major]);
+      t->dlod_dir[f.axis_s] = gs_a;
+      t->dlod_dir[f.axis_t] = gt_b;
+      t->dlod_dir[f.major] = gs_c + gt_c;
+      bool finite = true;
+      for (int j = 0; j < 6; ++j) finite = finite && tex_finite(t->dlod_dda[j]);
+      for (int k = 0; k < 3; ++k) finite = finite && tex_finite(t->dlod_dir[k]);
+      if (!finite) {  // huge footprints on tiny directions: no lod gradient, as where lod is clamped
+        lod_grad = false;
+        for (int j = 0; j < 6; ++j) t->dlod_dda[j] = T(0);
+        for (int k = 0; k < 3; ++k) t->dlod_dir[k] = T(0);
+      }
+    }
+    t->lod_grad = lod_grad;
+  }
+
+  t->num_levels = p.filter == kTexLinearMipmapLinear ? 2 : 1;
+  t->level[0] = l0;
+  t->level[1] = l1;
+  t->level_weight[0] = T(1) - frac;
+  t->level_weight[1] = frac;
+  for (int lv = 0; lv < t->num_levels; ++lv)
+    cube_level_quad(p.levels[t->level[lv]], tb, p.channels, face, s, tc, t->offset[lv], t->w[lv], t->dwdu[lv],
+                    t->dwdv[lv]);
+}
+
+// Cube-map forward of one pixel: out[C] from the taps.
+template <typename T>
+RL_HD void texture_pixel_cube(const TextureFwdParams<T>& p, int64_t pix, T* out) {
+  const int64_t C = p.channels;
+  for (int64_t c = 0; c < C; ++c) out[c] = T(0);
+  TexTaps<T> t;
+  tex_cube_taps<T, false>(p, pix, &t);
+  for (int lv = 0; lv < t.num_levels; ++lv) {
+    const T lw = t.level_weight[lv];
+    if (lv > 0 && lw == T(0)) continue;
+    const T* tex = p.levels[t.level[lv]].data;
+    for (int k = 0; k < 4; ++k) {
+      if (t.offset[lv][k] < 0) continue;
+      const T wk = lw * t.w[lv][k];
+      const T* texel = tex + t.offset[lv][k];
+      for (int64_t c = 0; c < C; ++c) out[c] += wk * texel[c];
+    }
+  }
+}
+
+// Cube-map per-pixel backward: gradients with respect to the direction, uv_da and the bias.
+template <typename T>
+RL_HD void texture_pixel_backward_cube(const TextureBwdParams<T>& q, int64_t pix, const TexTaps<T>& t) {
+  const TextureFwdParams<T>& p = q.fwd;
+  const int64_t C = p.channels;
+  const T* g = q.grad_out + pix * C;
+  T gs = T(0), gt = T(0), glod = T(0);
+  for (int lv = 0; lv < t.num_levels; ++lv) {
+    const T* tex = p.levels[t.level[lv]].data;
+    T su = T(0), sv = T(0), val = T(0);
+    for (int k = 0; k < 4; ++k) {
+      if (t.offset[lv][k] < 0) continue;
+      const T* texel = tex + t.offset[lv][k];
+      T gk = T(0);
+      for (int64_t c = 0; c < C; ++c) gk += g[c] * texel[c];
+      su += t.dwdu[lv][k] * gk;
+      sv += t.dwdv[lv][k] * gk;
+      val += t.w[lv][k] * gk;
+    }
+    gs += t.level_weight[lv] * su;
+    gt += t.level_weight[lv] * sv;
+    glod += lv == 0 ? -val : val;
+  }
+  if (!t.lod_grad) glod = T(0);
+  T gd[3];
+  bool finite = true;
+  for (int k = 0; k < 3; ++k) {
+    gd[k] = gs * t.ds_dir[k] + gt * t.dt_dir[k] + glod * t.dlod_dir[k];
+    finite = finite && tex_finite(gd[k]);
+  }
+  for (int k = 0; k < 3; ++k) q.grad_uv[3 * pix + k] = finite ? gd[k] : T(0);
+  if (q.grad_uv_da)
+    for (int j = 0; j < 6; ++j) q.grad_uv_da[6 * pix + j] = glod * t.dlod_dda[j];
+  if (q.grad_bias) q.grad_bias[pix] = glod;
+}
+
 template <typename T>
 RL_HD void tex_pixel_taps(const TextureFwdParams<T>& p, int64_t pix, TexTaps<T>* t) {
+  if (p.boundary == kTexCube) {
+    tex_cube_taps<T, true>(p, pix, t);
+    return;
+  }
   const int64_t npix = int64_t(p.height) * p.width;
   const int64_t tb = p.tex_batch == 1 ? 0 : pix / npix;
   const T u = p.uv[2 * pix], v = p.uv[2 * pix + 1];
@@ -338,6 +684,10 @@ RL_HD void texture_pixel_c(const TextureFwdParams<T>& p, int64_t pix, T* out) {
 
 template <typename T>
 RL_HD void texture_pixel(const TextureFwdParams<T>& p, int64_t pix, T* out) {
+  if (p.boundary == kTexCube) {
+    texture_pixel_cube(p, pix, out);
+    return;
+  }
   switch (p.channels) {
     case 1: texture_pixel_c<T, 1>(p, pix, out); break;
     case 2: texture_pixel_c<T, 2>(p, pix, out); break;
@@ -351,6 +701,10 @@ RL_HD void texture_pixel(const TextureFwdParams<T>& p, int64_t pix, T* out) {
 // The texel gradients are scattered separately (tex_pixel_scatter).
 template <typename T>
 RL_HD void texture_pixel_backward(const TextureBwdParams<T>& q, int64_t pix, const TexTaps<T>& t) {
+  if (q.fwd.boundary == kTexCube) {
+    texture_pixel_backward_cube(q, pix, t);
+    return;
+  }
   const TextureFwdParams<T>& p = q.fwd;
   const int64_t C = p.channels;
   const T* g = q.grad_out + pix * C;

@@ -12,7 +12,8 @@ Signatures and conventions are nvdiffrast's (context first for ``rasterize`` and
 NHWC images with row 0 at the bottom; ``rast`` = (u, v, z/w, triangle_id + 1)). Unlike nvdiffrast
 the tensors may live on the CPU: the device is taken from the inputs. The context objects hold no
 graphics state; they keep nvdiffrast's options (``output_db``) and its one-peeler-at-a-time rule.
-Cube-map textures (``boundary_mode='cube'``) are not supported yet and raise.
+Cube-map textures work as in nvdiffrast: ``texture(tex, dirs, boundary_mode='cube')`` with ``tex``
+``[B,6,S,S,C]`` and ``texture_construct_mip(tex, cube_mode=True)``.
 """
 
 from __future__ import annotations
@@ -137,10 +138,9 @@ def texture(tex, uv, uv_da=None, mip_level_bias=None, mip=None, filter_mode="aut
 
 
 def texture_construct_mip(tex, max_mip_level=None, cube_mode=False):
-    """nvdiffrast's ``texture_construct_mip``: see :func:`rastlit.texture_construct_mip`."""
-    if cube_mode:
-        raise NotImplementedError("cube-map textures are not supported by rastlit yet")
-    return _ops.texture_construct_mip(tex, max_mip_level=max_mip_level)
+    """nvdiffrast's ``texture_construct_mip``: see :func:`rastlit.texture_construct_mip`. As in
+    nvdiffrast, a cube map ``[B,6,S,S,C]`` needs ``cube_mode=True``."""
+    return _ops.texture_construct_mip(tex, max_mip_level=max_mip_level, cube_mode=bool(cube_mode))
 
 
 def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost=1.0):
