@@ -15,6 +15,7 @@ integers, 0-d integer arrays and tensors), numbers must be real and convert to f
 
 from __future__ import annotations
 
+import collections.abc
 import math
 import numbers
 import operator
@@ -39,15 +40,14 @@ def integer(value, name: str, expected: str = "an int") -> int:
 
 
 def _is_sequence(value) -> bool:
-    """A list, tuple, 1-d array or tensor: something with a length that is not a string or a
-    mapping (a 0-d array or tensor has ``__len__`` but raises from it)."""
-    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__len__") or not hasattr(value, "__iter__"):
+    """An ordered sequence: a list, tuple or other ``Sequence`` that is not a string, or an array
+    or tensor of at least one dimension (sets, mappings and iterators are refused: unordered or
+    single-use)."""
+    if isinstance(value, (str, bytes, bytearray)):
         return False
-    try:
-        len(value)
-    except TypeError:
-        return False
-    return True
+    if isinstance(value, collections.abc.Sequence):
+        return True
+    return hasattr(value, "__len__") and getattr(value, "ndim", 0) >= 1
 
 
 def count(value, name: str, minimum: int = 1, maximum: int | None = None) -> int:
