@@ -542,3 +542,27 @@ def test_extreme_position_scales_inside_the_documented_range_stay_finite(scale):
         assert bool(torch.isfinite(t).all())
     (aa.sum() + db.sum() + da.sum() + soft.alpha.sum() + soft.zbuf.sum() + soft.dists.sum()).backward()
     assert bool(torch.isfinite(pos.grad).all()) and pos.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("value", [1e30, 1e36, 1e37])
+def test_large_values_inside_the_documented_range_stay_finite(value):
+    """Attributes, texels and colours up to 1e37 in magnitude: finite outputs and gradients."""
+    g = torch.Generator().manual_seed(5)
+    pos = torch.rand(1, 6, 4, generator=g) * 2 - 1
+    pos[..., 3] = pos[..., 3].abs() + 0.5
+    pos.requires_grad_(True)
+    tri = torch.tensor([[0, 1, 2], [3, 4, 5], [0, 2, 4]], dtype=torch.int32)
+    attr = ((torch.rand(1, 6, 3, generator=g) * 2 - 1) * value).requires_grad_(True)
+    tex = ((torch.rand(1, 8, 8, 3, generator=g) * 2 - 1) * value).requires_grad_(True)
+    rast, db = rastlit.rasterize(pos, tri, (12, 12))
+    out, da = rastlit.interpolate(attr, rast, tri, db, diff_attrs="all")
+    aa = rastlit.antialias(out.contiguous(), rast, pos, tri)
+    uv = torch.rand(1, 12, 12, 2, generator=g)
+    lin = rastlit.texture(tex, uv, filter_mode="linear")
+    tri_lin = rastlit.texture(tex, uv, torch.full((1, 12, 12, 4), 0.5), filter_mode="linear-mipmap-linear")
+    mips = rastlit.texture_construct_mip(tex)
+    for t in (out, da, aa, lin, tri_lin, *mips):
+        assert bool(torch.isfinite(t).all())
+    (aa.mean() + lin.mean() + tri_lin.mean() + da.mean() / value).backward()
+    for t in (attr, tex, pos):
+        assert bool(torch.isfinite(t.grad).all())
