@@ -288,7 +288,8 @@ class MeshRenderer(nn.Module):
         self.rasterize = Rasterize(self.resolution)
         self.texture = Texture(filter_mode=filter_mode, boundary_mode=boundary_mode)
         self.antialias = Antialias(pos_gradient_boost=pos_gradient_boost)
-        self.soft = SoftRasterize(self.resolution, **(soft or {})) if silhouette == "soft" else None
+        soft = SoftRasterize(self.resolution, **(soft or {}))  # validates the settings even when unused
+        self.soft = soft if silhouette == "soft" else None
 
     def extra_repr(self) -> str:
         return (f"resolution={self.resolution}, silhouette={self.silhouette!r}, shading={self.shading!r}, "
@@ -338,7 +339,11 @@ class MeshRenderer(nn.Module):
             albedo = self.default_color.to(dt).expand_as(n)
 
         if lights is None:
-            lights = [sh.DirectionalLight(cameras.eye.to(dt))]
+            try:
+                lights = [sh.DirectionalLight(cameras.eye.to(dt))]
+            except ValueError as e:  # the light's own check; name what the caller passed
+                raise ValueError("MeshRenderer: cameras hold NaN or Inf (their eye positions are not finite), "
+                                 "so the default headlight has no direction; check cameras.view") from e
         if self.shading == "lambert":
             color = sh.lambertian(n, albedo, lights, ambient=self.ambient, positions=p)
         elif self.shading == "phong":
@@ -356,12 +361,17 @@ class MeshRenderer(nn.Module):
             try:
                 alpha = self.soft(clip, faces).alpha.unsqueeze(-1)
             except ValueError as e:
-                if "NaN or Inf" not in str(e):
+                if not str(e).startswith("pos "):
                     raise
-                # The op names its own argument (pos); ours are the mesh and the cameras.
-                bad = "mesh.verts" if not bool(torch.isfinite(verts).all()) else "cameras (view or projection)"
-                raise ValueError(f"MeshRenderer(silhouette='soft'): {bad} holds NaN or Inf, which gives "
-                                 f"non-finite clip-space positions; the soft rasterizer needs finite ones") from e
+                # The op names its own argument (pos, the clip-space positions); ours are the mesh
+                # and the cameras, which make them.
+                if "NaN or Inf" in str(e):
+                    bad = "mesh.verts holds" if not bool(torch.isfinite(verts).all()) else \
+                        "cameras (view or projection) hold"
+                    raise ValueError(f"MeshRenderer(silhouette='soft'): {bad} NaN or Inf, which gives "
+                                     "non-finite clip-space positions; the soft rasterizer needs finite ones") from e
+                raise ValueError(f"MeshRenderer(silhouette='soft'): the clip-space positions "
+                                 f"cameras.project(mesh.verts) are out of range: {e}") from e
         else:
             alpha = mask
 

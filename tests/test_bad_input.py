@@ -273,6 +273,17 @@ def _cases():
     out.append(("tiny-rasterize_soft", lambda: rastlit.rasterize_soft(POS * 1e-35, TRI, (8, 8)), ValueError,
                 "pos holds a vertex whose largest"))
     out.append(("nan verts-nn.MeshRenderer(soft)", _nan_soft_render, ValueError, "mesh.verts holds NaN"))
+    nan_cams = lambda: PerspectiveCamera(_cams().view * math.nan)  # noqa: E731
+    out.append(("nan cameras-nn.MeshRenderer", lambda: rnn.MeshRenderer((16, 16))(_mesh(), nan_cams()), ValueError,
+                "cameras hold NaN"))
+    out.append(("nan cameras-nn.MeshRenderer(soft)", lambda: rnn.MeshRenderer((16, 16), silhouette="soft")(
+        _mesh(), nan_cams(), lights=[]), ValueError, "cameras (view or projection) hold"))
+    out.append(("eye-PerspectiveCamera.look_at-empty", lambda: PerspectiveCamera.look_at(torch.zeros(0, 3)), ValueError,
+                "eye must hold at least one camera"))
+    out.append(("view-PerspectiveCamera-empty", lambda: PerspectiveCamera(torch.zeros(0, 4, 4)), ValueError,
+                "view must hold at least one camera"))
+    out.append(("soft-nn.MeshRenderer-unused but invalid", lambda: rnn.MeshRenderer((8, 8), soft={"sigma": "x"}),
+                TypeError, "sigma"))
     return out
 
 
