@@ -52,10 +52,10 @@ def _is_sequence(value) -> bool:
 
 def count(value, name: str, minimum: int = 1, maximum: int | None = None) -> int:
     """An int in ``[minimum, maximum]`` (a number of layers, faces per pixel, ...)."""
-    hi = "" if maximum is None else f" and <= {maximum}"
-    v = integer(value, name, f"an int >= {minimum}{hi}")
+    rng = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+    v = integer(value, name, f"an int {rng}")
     if v < minimum or (maximum is not None and v > maximum):
-        raise ValueError(f"{name} must be an int >= {minimum}{hi}, got {v}")
+        raise ValueError(f"{name} must be {rng}, got {v}")
     return v
 
 
@@ -117,7 +117,7 @@ def number(value, name: str, *, minimum: float | None = None, positive: bool = F
             out = float(value)
         except OverflowError:
             out = math.inf
-        if out != value:  # not exactly representable: never round a caller's integer
+        if not math.isfinite(out) or int(out) != int(value):  # never round a caller's integer
             raise ValueError(f"{name} must be {expected}, got {value!r}, which a float cannot hold exactly")
     elif isinstance(value, numbers.Real):
         out = float(value)
@@ -127,8 +127,11 @@ def number(value, name: str, *, minimum: float | None = None, positive: bool = F
             raise TypeError(f"{name} must be {expected}, got {value!r} ({type(value).__name__})")
         try:
             out = float(value)
-        except (TypeError, ValueError, RuntimeError):
+            exact = "float" in dtype or out == int(value)  # an integer array: exactly, as an int
+        except (TypeError, ValueError, RuntimeError, OverflowError):
             raise TypeError(f"{name} must be {expected}, got {value!r} ({type(value).__name__})") from None
+        if not exact:
+            raise ValueError(f"{name} must be {expected}, got {value!r}, which a float cannot hold exactly")
     if not math.isfinite(out):
         raise ValueError(f"{name} must be {expected}, got {value!r}")
     if (positive and not out > 0) or (minimum is not None and out < minimum):
