@@ -17,7 +17,9 @@ Supported range of finite input (float32; measured by tests/test_bad_input.py an
 vertex scales 1e-45 to 1e38, attribute scales to 1e37: no inf or NaN inside the range):
 
 * ``pos``: any finite values give finite outputs (clip space is homogeneous: ``pos * c`` renders
-  the same image for any c > 0). Gradients to ``pos`` grow as 1 / (vertex scale), a vertex's
+  the same image for any c > 0), except ``rast_db`` of a sliver whose projected area is below
+  about 1e-30 pixel (a denormal width): its barycentric derivatives, ~ 1 / area, exceed float32
+  (the xfail in tests/test_fuzz.py). Gradients to ``pos`` grow as 1 / (vertex scale), a vertex's
   largest ``|x|, |y|, |z|, |w|``: they are finite while every vertex scale is 0 or >= 1e-30 and the
   incoming gradients (of the loss w.r.t. rast, rast_db, attributes' derivatives or antialiased
   colours) times 1 / scale stay below float32's maximum, 3.4e38. :func:`rasterize_soft` checks
@@ -87,8 +89,9 @@ def rasterize(
     on a shared edge or vertex are covered by exactly one triangle. Zero-area triangles and
     triangles with a NaN or Inf coordinate cover nothing (and get zero gradient). Gradients
     flow from u, v (and rast_db when ``grad_db``) to the x, y, w of ``pos``; z/w and the id
-    carry none. Any finite ``pos`` gives finite outputs; gradients are finite for vertex scales
-    >= 1e-30 (see "Supported range" in :mod:`rastlit.ops`).
+    carry none. Any finite ``pos`` gives finite outputs (but ``rast_db`` of slivers below ~1e-30
+    pixel of area); gradients are finite for vertex scales >= 1e-30 (see "Supported range" in
+    :mod:`rastlit.ops`).
     """
     h, w = _resolution(resolution)
     _rasterize_tensors(pos, tri, ranges)
