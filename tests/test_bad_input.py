@@ -365,6 +365,7 @@ _any_value = st.one_of(
     st.integers(-(2**63), 2**63 - 1).map(np.int64), st.integers(-(2**63), 2**63 - 1).map(torch.tensor),
     st.integers(-1000, 1000).map(torch.tensor), st.floats(-1e6, 1e6).map(lambda f: torch.tensor(f)),
     st.integers(-5, 5).map(lambda i: torch.tensor([i])), st.lists(st.integers(0, 4), max_size=3),
+    st.booleans().map(torch.tensor), st.sampled_from(["nhwc", "nchw", "NHWC"]),
 )
 
 
@@ -448,6 +449,29 @@ def test_diff_attrs_and_max_mip_level_round_trip_or_raise(value, num_attrs):
         assert "max_mip_level" in str(e)
     else:
         assert lvl is None if value is None else (_same_int(lvl, value) and lvl >= 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_any_value)
+def test_count_flag_and_choice_round_trip_or_raise(value):
+    try:
+        k = _limits.count(value, "faces_per_pixel", 1, 128)
+    except (TypeError, ValueError) as e:
+        assert "faces_per_pixel must be" in str(e)
+    else:
+        assert _same_int(k, value) and 1 <= k <= 128
+    try:
+        f = _limits.flag(value, "grad_db")
+    except TypeError as e:
+        assert "grad_db must be True or False" in str(e)
+    else:
+        assert f is bool(value) and (isinstance(value, bool) or value.dtype == torch.bool)
+    try:
+        c = _limits.choice(value, "layout", ("nhwc", "nchw"))
+    except ValueError as e:
+        assert "layout must be one of 'nhwc', 'nchw'" in str(e)
+    else:
+        assert c == value and type(c) is str
 
 
 # ------------------------------------------------------ valid input that used to be refused
