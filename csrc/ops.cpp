@@ -880,10 +880,23 @@ void check_soft_options(int64_t faces_per_pixel, double blur_radius) {
                     "blur_radius must be a finite squared NDC distance >= 0, got ", blur_radius);
 }
 
-void check_soft_pos_finite(const at::Tensor& pos) {
+// Smallest nonzero vertex scale (largest |x|, |y|, |z|, |w| of a vertex) that rasterize_soft
+// accepts: its gradients grow as 1 / scale and overflow float32 below ~1e-37 (measured).
+constexpr double kMinSoftVertexScale = 1e-30;
+
+// One reduction, one sync (as the NaN check it replaces): every vertex finite, and its scale 0
+// (a vertex at the origin: w = 0, skipped like any w <= 0) or >= kMinSoftVertexScale.
+void check_soft_pos_values(const at::Tensor& pos) {
   if (pos.numel() == 0) return;
+  const at::Tensor scale = pos.abs().amax(-1);
+  const at::Tensor ok = at::isfinite(scale) & ((scale == 0) | (scale >= kMinSoftVertexScale));
+  if (ok.all().item<bool>()) return;
   TORCH_CHECK_VALUE(at::isfinite(pos).all().item<bool>(),
                     "pos holds NaN or Inf; rasterize_soft needs finite clip-space positions");
+  TORCH_CHECK_VALUE(false, "pos holds a vertex whose largest |x|, |y|, |z|, |w| is ",
+                    scale.masked_fill(scale == 0, 1.0).min().item<double>(), ", below ", kMinSoftVertexScale,
+                    ": rasterize_soft's gradients grow as 1 / that scale and would overflow; scale pos up "
+                    "(clip-space positions are homogeneous: pos * c renders the same image for any c > 0)");
 }
 
 template <typename P, typename scalar_t>
@@ -913,7 +926,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_soft_fwd_op
     const c10::optional<at::Tensor>& ranges_in) {
   check_soft_options(faces_per_pixel, blur_radius);
   const RasterizeShape s = check_rasterize_inputs(pos_in, tri_in, height, width, ranges_in);
-  check_soft_pos_finite(pos_in);
+  check_soft_pos_values(pos_in);
   const at::Tensor pos = pos_in.contiguous(), tri = tri_in.contiguous();
   at::Tensor ranges;
   if (ranges_in.has_value()) ranges = ranges_in->contiguous();

@@ -379,6 +379,10 @@ class Camera:
     def __init__(self, view: torch.Tensor, projection: torch.Tensor, resolution=None):
         view = _as_batched_matrix(view, "view")
         projection = _as_batched_matrix(projection, "projection")
+        for m, name in ((view, "view"), (projection, "projection")):
+            if m.shape[0] == 0:
+                raise ValueError(f"{name} must hold at least one camera ([B,4,4] with B >= 1), got shape "
+                                 f"{tuple(m.shape)}")
         if view.shape[0] != projection.shape[0] and 1 not in (view.shape[0], projection.shape[0]):
             raise ValueError(f"view and projection batch sizes differ: {view.shape[0]} vs {projection.shape[0]}")
         if view.device != projection.device:
@@ -472,6 +476,9 @@ class _ViewConstructors:
     @classmethod
     def look_at(cls, eye, target=(0.0, 0.0, 0.0), up=(0.0, 1.0, 0.0), **kwargs):
         """Cameras at ``eye [B,3]`` (or ``[3]``) looking at ``target``; kwargs as ``__init__``."""
+        if isinstance(eye, torch.Tensor) and eye.dim() >= 1 and eye.numel() == 0:
+            raise ValueError(f"eye must hold at least one camera position ([B,3] with B >= 1, or [3]), got shape "
+                             f"{tuple(eye.shape)}")
         return cls(look_at(eye, target, up), **kwargs)
 
     @classmethod

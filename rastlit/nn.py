@@ -21,12 +21,13 @@ edit, ``.to(device)``), never silently reused. Caches are plain attributes, not 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Sequence
 
 import torch
 from torch import nn
 
-from . import ops
+from . import _args, ops
 
 __all__ = ["Rasterize", "Interpolate", "Texture", "Antialias", "SoftRasterize", "DepthPeel", "MeshRenderer", "RenderOutput"]
 
@@ -46,7 +47,7 @@ class Rasterize(nn.Module):
     def __init__(self, resolution: Sequence[int], grad_db: bool = True):
         super().__init__()
         self.resolution = ops._resolution(resolution)
-        self.grad_db = bool(grad_db)
+        self.grad_db = _args.flag(grad_db, "grad_db")
 
     def forward(self, pos, tri, ranges=None):
         return ops.rasterize(pos, tri, self.resolution, ranges=ranges, grad_db=self.grad_db)
@@ -64,11 +65,9 @@ class DepthPeel(nn.Module):
 
     def __init__(self, resolution: Sequence[int], num_layers: int, grad_db: bool = True):
         super().__init__()
-        if int(num_layers) < 1:
-            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         self.resolution = ops._resolution(resolution)
-        self.num_layers = int(num_layers)
-        self.grad_db = bool(grad_db)
+        self.num_layers = _args.count(num_layers, "num_layers", 1)
+        self.grad_db = _args.flag(grad_db, "grad_db")
 
     def forward(self, pos, tri, ranges=None):
         rasts, dbs = [], []
@@ -92,9 +91,8 @@ class Interpolate(nn.Module):
 
     def __init__(self, diff_attrs: Sequence[int] | str | None = None):
         super().__init__()
-        if isinstance(diff_attrs, str) and diff_attrs != "all":
-            raise ValueError(f"diff_attrs must be a list of attribute indices, 'all' or None, got {diff_attrs!r}")
-        self.diff_attrs = diff_attrs if diff_attrs is None or isinstance(diff_attrs, str) else [int(i) for i in diff_attrs]
+        # kinds checked now; the index range once forward sees attr (the op raises IndexError)
+        self.diff_attrs = None if diff_attrs is None else _args.diff_attrs(diff_attrs, None)
 
     def forward(self, attr, rast, tri, rast_db=None):
         return ops.interpolate(attr, rast, tri, rast_db=rast_db, diff_attrs=self.diff_attrs)
@@ -120,9 +118,9 @@ class Texture(nn.Module):
 
     def __init__(self, filter_mode: str = "auto", boundary_mode: str = "wrap", max_mip_level: int | None = None):
         super().__init__()
-        self.filter_mode = filter_mode
-        self.boundary_mode = boundary_mode
-        self.max_mip_level = max_mip_level
+        self.filter_mode = _args.choice(filter_mode, "filter_mode", ("auto", *ops._TEXTURE_FILTERS))
+        self.boundary_mode = _args.choice(boundary_mode, "boundary_mode", (*ops._TEXTURE_BOUNDARIES, "cube"))
+        self.max_mip_level = _args.max_mip_level(max_mip_level)
         self._mip_key = None
         self._mip = None
 
@@ -162,7 +160,7 @@ class Antialias(nn.Module):
 
     def __init__(self, pos_gradient_boost: float = 1.0):
         super().__init__()
-        self.pos_gradient_boost = float(pos_gradient_boost)
+        self.pos_gradient_boost = _args.number(pos_gradient_boost, "pos_gradient_boost")
         self._hash_key = None
         self._hash = None
 
@@ -185,18 +183,28 @@ class SoftRasterize(nn.Module):
     """:func:`rastlit.rasterize_soft` with fixed resolution, ``faces_per_pixel``, ``blur_radius``
     and ``sigma`` (PyTorch3D's meaning; the defaults are its silhouette-tutorial settings).
 
-    ``forward(pos, tri) -> SoftRasterOutput`` (see :func:`rastlit.rasterize_soft`).
+    ``forward(pos, tri) -> SoftRasterOutput`` (see :func:`rastlit.rasterize_soft`). Other
+    keyword arguments are the flags of :func:`rastlit.rasterize_soft` (``perspective_correct``,
+    ``clip_barycentric_coords``).
     """
+
+    _OPTIONS = ("perspective_correct", "clip_barycentric_coords")
 
     def __init__(self, resolution: Sequence[int], faces_per_pixel: int = 50, sigma: float = 1e-4,
                  blur_radius: float | None = None, **kwargs):
         super().__init__()
         self.resolution = ops._resolution(resolution)
-        self.faces_per_pixel = int(faces_per_pixel)
-        self.sigma = float(sigma)
+        self.faces_per_pixel = _args.count(faces_per_pixel, "faces_per_pixel", 1, ops.MAX_FACES_PER_PIXEL)
+        self.sigma = _args.number(sigma, "sigma", positive=True)
         # default as PyTorch3D's tutorial: the squared distance at which a face's probability is 1e-4
-        self.blur_radius = float(ops.soft_blur_radius(self.sigma) if blur_radius is None else blur_radius)
-        self.kwargs = dict(kwargs)
+        self.blur_radius = ops.soft_blur_radius(self.sigma) if blur_radius is None else _args.number(
+            blur_radius, "blur_radius", minimum=0.0, expected="a finite squared NDC distance >= 0 or None")
+        unknown = sorted(set(kwargs) - set(self._OPTIONS))
+        if unknown:
+            raise TypeError(f"SoftRasterize got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; "
+                            f"the options of rasterize_soft it passes on are {', '.join(map(repr, self._OPTIONS))}")
+        self.kwargs = {k: _args.flag(v, k) if v is not None or k != "clip_barycentric_coords" else v
+                       for k, v in kwargs.items()}
 
     def forward(self, pos, tri):
         return ops.rasterize_soft(pos, tri, self.resolution, faces_per_pixel=self.faces_per_pixel,
@@ -209,6 +217,12 @@ class SoftRasterize(nn.Module):
 
 
 # ------------------------------------------------------------------------------------ renderer
+
+
+def _rgb(x: torch.Tensor) -> torch.Tensor:
+    """The RGB of colours with C channels: grey (C = 1) and grey + alpha (C = 2) repeat their
+    first channel; C >= 3 keeps the first three (RGBA drops the alpha)."""
+    return x[..., :3] if x.shape[-1] >= 3 else x[..., :1].expand(*x.shape[:-1], 3)
 
 
 class RenderOutput(dict):
@@ -260,27 +274,25 @@ class MeshRenderer(nn.Module):
                  shininess: float = 32.0, filter_mode: str = "auto", boundary_mode: str = "wrap",
                  soft: dict | None = None, layout: str = "nhwc", pos_gradient_boost: float = 1.0):
         super().__init__()
-        if silhouette not in ("antialias", "soft", "none"):
-            raise ValueError(f"silhouette must be 'antialias', 'soft' or 'none', got {silhouette!r}")
-        if shading not in ("lambert", "phong", "unlit"):
-            raise ValueError(f"shading must be 'lambert', 'phong' or 'unlit', got {shading!r}")
-        if layout not in ("nhwc", "nchw"):
-            raise ValueError(f"layout must be 'nhwc' or 'nchw', got {layout!r}")
+        self.silhouette = _args.choice(silhouette, "silhouette", ("antialias", "soft", "none"))
+        self.shading = _args.choice(shading, "shading", ("lambert", "phong", "unlit"))
+        self.layout = _args.choice(layout, "layout", ("nhwc", "nchw"))
         self.resolution = ops._resolution(resolution)
-        self.silhouette = silhouette
-        self.shading = shading
-        self.layout = layout
-        self.ambient = float(ambient)
-        self.specular = float(specular)
-        self.shininess = float(shininess)
-        self.register_buffer("background", torch.as_tensor(background, dtype=torch.float32).expand(3).clone(),
+        self.ambient = _args.number(ambient, "ambient")
+        self.specular = _args.number(specular, "specular")
+        self.shininess = _args.number(shininess, "shininess")
+        self.register_buffer("background", torch.tensor(_args.color(background, "background"), dtype=torch.float32),
                              persistent=False)
-        self.register_buffer("default_color", torch.as_tensor(default_color, dtype=torch.float32).expand(3).clone(),
-                             persistent=False)
+        self.register_buffer("default_color", torch.tensor(_args.color(default_color, "default_color"),
+                                                           dtype=torch.float32), persistent=False)
+        if soft is not None and not isinstance(soft, Mapping):
+            raise TypeError(f"soft must be a dict of SoftRasterize settings (faces_per_pixel, sigma, blur_radius, "
+                            f"perspective_correct, clip_barycentric_coords) or None, got {soft!r}")
         self.rasterize = Rasterize(self.resolution)
         self.texture = Texture(filter_mode=filter_mode, boundary_mode=boundary_mode)
         self.antialias = Antialias(pos_gradient_boost=pos_gradient_boost)
-        self.soft = SoftRasterize(self.resolution, **(soft or {})) if silhouette == "soft" else None
+        soft = SoftRasterize(self.resolution, **(soft or {}))  # validates the settings even when unused
+        self.soft = soft if silhouette == "soft" else None
 
     def extra_repr(self) -> str:
         return (f"resolution={self.resolution}, silhouette={self.silhouette!r}, shading={self.shading!r}, "
@@ -288,22 +300,34 @@ class MeshRenderer(nn.Module):
 
     def forward(self, mesh, cameras, lights=None) -> RenderOutput:
         from . import shading as sh
+        from .camera import Camera
+        from .mesh import Mesh
 
-        verts, faces = mesh.verts, mesh.faces
+        if not isinstance(mesh, Mesh):
+            raise TypeError(f"mesh must be a rastlit.mesh.Mesh, got {type(mesh).__name__}")
+        if not isinstance(cameras, Camera):
+            raise TypeError(f"cameras must be a rastlit.camera.Camera (a batch of views), got {type(cameras).__name__}")
+        # Everything follows the mesh's dtype: float64 meshes render in float64, other float types
+        # (float16, bfloat16) in float32; cameras are cast along (differentiably), lights are cast
+        # by the shading functions.
+        dt = torch.float64 if mesh.verts.dtype == torch.float64 else torch.float32
+        verts, faces = mesh.verts.to(dt), mesh.faces
+        if cameras.dtype != dt:
+            cameras = cameras.to(dtype=dt)
         B = len(cameras)
         clip = cameras.project(verts)  # [B,V,4]
         rast, rast_db = self.rasterize(clip, faces)
-        dt = clip.dtype
         mask = (rast[..., 3:4] > 0).to(dt)
 
         # One interpolate for everything per-vertex: normals, world position, eye depth, colours.
-        normals = mesh.normals if mesh.normals is not None else mesh.vertex_normals()
+        normals = mesh.normals.to(dt) if mesh.normals is not None else mesh.vertex_normals().to(dt)
         view = cameras.view.to(dt)
         eye_depth = -(torch.einsum("vk,bk->bv", verts, view[:, 2, :3]) + view[:, 2, 3:4])  # [B,V]
         parts = [normals.expand(B, -1, -1), verts.expand(B, -1, -1), eye_depth.unsqueeze(-1)]
         use_vc = mesh.texture is None and mesh.vertex_colors is not None
-        if use_vc:
-            parts.append(mesh.vertex_colors[:, :3].to(dt).expand(B, -1, -1))
+        if use_vc:  # the colour channels only (see Mesh: 1 grey, 2 grey + alpha, 3+ RGB first)
+            vc = mesh.vertex_colors
+            parts.append((vc[:, :3] if vc.shape[1] >= 3 else vc[:, :1]).to(dt).expand(B, -1, -1))
         attr = torch.cat(parts, -1).contiguous()
         feat, _ = ops.interpolate(attr, rast, faces)
         n = sh.safe_normalize(feat[..., 0:3])
@@ -311,14 +335,18 @@ class MeshRenderer(nn.Module):
 
         if mesh.texture is not None:
             uv, uv_da = ops.interpolate(mesh.uv[None].to(dt), rast, mesh.uv_faces, rast_db, diff_attrs="all")
-            albedo = self.texture(mesh.texture[None].to(dt), uv, uv_da)[..., :3]
+            albedo = _rgb(self.texture(mesh.texture[None].to(dt), uv, uv_da))
         elif use_vc:
-            albedo = feat[..., 7:10]
+            albedo = _rgb(feat[..., 7:])
         else:
             albedo = self.default_color.to(dt).expand_as(n)
 
         if lights is None:
-            lights = [sh.DirectionalLight(cameras.eye.to(dt))]
+            try:
+                lights = [sh.DirectionalLight(cameras.eye.to(dt))]
+            except ValueError as e:  # the light's own check; name what the caller passed
+                raise ValueError("MeshRenderer: cameras hold NaN or Inf (their eye positions are not finite), "
+                                 "so the default headlight has no direction; check cameras.view") from e
         if self.shading == "lambert":
             color = sh.lambertian(n, albedo, lights, ambient=self.ambient, positions=p)
         elif self.shading == "phong":
@@ -333,7 +361,20 @@ class MeshRenderer(nn.Module):
             rgba = self.antialias(torch.cat([rgb, mask], -1).contiguous(), rast, clip, faces)
             rgb, alpha = rgba[..., :3], rgba[..., 3:4]
         elif self.silhouette == "soft":
-            alpha = self.soft(clip, faces).alpha.unsqueeze(-1)
+            try:
+                alpha = self.soft(clip, faces).alpha.unsqueeze(-1)
+            except ValueError as e:
+                if not str(e).startswith("pos "):
+                    raise
+                # The op names its own argument (pos, the clip-space positions); ours are the mesh
+                # and the cameras, which make them.
+                if "NaN or Inf" in str(e):
+                    bad = "mesh.verts holds" if not bool(torch.isfinite(verts).all()) else \
+                        "cameras (view or projection) hold"
+                    raise ValueError(f"MeshRenderer(silhouette='soft'): {bad} NaN or Inf, which gives "
+                                     "non-finite clip-space positions; the soft rasterizer needs finite ones") from e
+                raise ValueError(f"MeshRenderer(silhouette='soft'): the clip-space positions "
+                                 f"cameras.project(mesh.verts) are out of range: {e}") from e
         else:
             alpha = mask
 

@@ -11,12 +11,29 @@ Conventions (same as nvdiffrast):
   at its centre, NDC ((2j+1)/W - 1, (2i+1)/H - 1).
 * ``rast[..., :]`` = (u, v, z/w, triangle_id + 1): perspective-correct barycentrics with vertex 0
   at (u, v) = (1, 0), vertex 1 at (0, 1), vertex 2 at (0, 0); background pixels are all zero.
+
+Supported range of finite input (float32; measured by tests/test_bad_input.py and by a sweep of
+2,000 random scenes through rasterize, interpolate, antialias and rasterize_soft with backward,
+vertex scales 1e-45 to 1e38, attribute scales to 1e37: no inf or NaN inside the range):
+
+* ``pos``: any finite values give finite outputs (clip space is homogeneous: ``pos * c`` renders
+  the same image for any c > 0), except ``rast_db`` of a sliver whose projected area is below
+  about 1e-30 pixel (a denormal width): its barycentric derivatives, ~ 1 / area, exceed float32
+  (the xfail in tests/test_fuzz.py). Gradients to ``pos`` grow as 1 / (vertex scale), a vertex's
+  largest ``|x|, |y|, |z|, |w|``: they are finite while every vertex scale is 0 or >= 1e-30 and the
+  incoming gradients (of the loss w.r.t. rast, rast_db, attributes' derivatives or antialiased
+  colours) times 1 / scale stay below float32's maximum, 3.4e38. :func:`rasterize_soft` checks
+  the vertex scale (in the reduction of its NaN check) and raises ``ValueError`` below 1e-30;
+  :func:`rasterize` and :func:`antialias` do not (on CUDA that would be a device sync per call).
+* Values (``attr``, ``tex``, ``color``): finite results up to 1e37 in magnitude; beyond, sums of
+  several values (a mip level's 2x2 average, an attribute difference times ``rast_db``) can
+  overflow float32 as any float arithmetic does. float64 inputs (CPU) take the whole range.
 """
 
 from __future__ import annotations
 
 import math
-import operator
+import os
 from typing import NamedTuple, Sequence
 
 import torch
@@ -29,7 +46,9 @@ from ._limits import MAX_RESOLUTION, MAX_TRIANGLES  # noqa: E402,F401  (public; 
 
 _ops = torch.ops.rastlit
 
-# resolution parsing shared with rastlit.jax: ints only (no truncation, no string unpacking)
+# argument parsing shared with the layers, compat and rastlit.jax: ints only (no truncation, no
+# string unpacking), finite numbers, and tensors checked before the dispatcher sees them
+from . import _args  # noqa: E402
 from ._limits import resolution as _resolution  # noqa: E402
 
 def _check_device_supported(device: torch.device, name: str) -> None:
@@ -70,12 +89,19 @@ def rasterize(
     on a shared edge or vertex are covered by exactly one triangle. Zero-area triangles and
     triangles with a NaN or Inf coordinate cover nothing (and get zero gradient). Gradients
     flow from u, v (and rast_db when ``grad_db``) to the x, y, w of ``pos``; z/w and the id
-    carry none.
+    carry none. Any finite ``pos`` gives finite outputs (but ``rast_db`` of slivers below ~1e-30
+    pixel of area); gradients are finite for vertex scales >= 1e-30 (see "Supported range" in
+    :mod:`rastlit.ops`).
     """
     h, w = _resolution(resolution)
-    if isinstance(pos, torch.Tensor):
-        _check_device_supported(pos.device, "pos")
-    return _ops.rasterize_fwd(pos, tri, h, w, ranges, bool(grad_db))
+    _rasterize_tensors(pos, tri, ranges)
+    _check_device_supported(pos.device, "pos")
+    return _ops.rasterize_fwd(pos, tri, h, w, ranges, _args.flag(grad_db, "grad_db"))
+
+def _rasterize_tensors(pos, tri, ranges) -> None:
+    _args.tensor(pos, "pos")
+    _args.tensor(tri, "tri")
+    _args.optional_tensor(ranges, "ranges")
 
 class DepthPeeler:
     """Depth peeling: successive depth layers of the same geometry, nearest first.
@@ -96,9 +122,9 @@ class DepthPeeler:
     """
 
     def __init__(self, pos, tri, resolution, ranges=None, grad_db: bool = True):
-        self._args = (pos, tri, _resolution(resolution), ranges, bool(grad_db))
-        if isinstance(pos, torch.Tensor):
-            _check_device_supported(pos.device, "pos")
+        self._args = (pos, tri, _resolution(resolution), ranges, _args.flag(grad_db, "grad_db"))
+        _rasterize_tensors(pos, tri, ranges)
+        _check_device_supported(pos.device, "pos")
         self._prev: torch.Tensor | None = None
         self._active = False
 
@@ -143,17 +169,19 @@ def interpolate(
         ``out`` ``[B,H,W,A]`` (zero on background) and ``out_da`` ``[B,H,W,2*len(diff_attrs)]``
         holding (d/dX, d/dY) in pixels for each selected attribute in turn (last dim 0 when
         ``diff_attrs`` is None). Gradients reach ``attr``, ``rast`` (u, v) and ``rast_db``.
+
+    Finite for ``attr`` values up to 1e37 in magnitude in float32 (``out_da`` multiplies attribute
+    differences by ``rast_db`` and can overflow beyond; see "Supported range" in :mod:`rastlit.ops`).
     """
-    if diff_attrs is None:
-        diff = []
-    elif isinstance(diff_attrs, str):
-        if diff_attrs != "all":
-            raise ValueError(f"diff_attrs must be a list of attribute indices or 'all', got {diff_attrs!r}")
-        diff = list(range(attr.shape[-1]))
-    else:
-        diff = [int(i) for i in diff_attrs]
-    if isinstance(attr, torch.Tensor):
-        _check_device_supported(attr.device, "attr")
+    _args.tensor(attr, "attr")
+    _args.tensor(rast, "rast")
+    _args.tensor(tri, "tri")
+    _args.optional_tensor(rast_db, "rast_db")
+    # kinds checked here, the index range by the op (IndexError naming the entry)
+    diff = _args.diff_attrs(diff_attrs, None)
+    if diff == "all":
+        diff = list(range(attr.shape[-1])) if attr.dim() > 0 else []
+    _check_device_supported(attr.device, "attr")
     return _ops.interpolate_fwd(attr, rast, tri, rast_db, diff)
 
 _TEXTURE_FILTERS = {"nearest": 0, "linear": 1, "linear-mipmap-nearest": 2, "linear-mipmap-linear": 3}
@@ -177,24 +205,22 @@ def texture_construct_mip(tex: torch.Tensor, max_mip_level: int | None = None,
         ``tex`` through autograd.
 
     Raises ``ValueError`` when a side > 1 of a level to be halved is odd (say 6x6 -> 3x3 -> ?):
-    pass ``max_mip_level`` to stop before it.
+    pass ``max_mip_level`` to stop before it, and ``TypeError`` when ``tex`` is not a
+    floating-point tensor (texel averages of integers or bools would be truncated). Levels are
+    finite for texel values up to 1e37 in magnitude in float32.
     """
+    _args.floating_tensor(tex, "tex")
     if cube_mode is None:
-        cube_mode = isinstance(tex, torch.Tensor) and tex.dim() == 5
+        cube_mode = tex.dim() == 5
+    max_mip_level = _args.max_mip_level(max_mip_level)
     if cube_mode:
-        if not isinstance(tex, torch.Tensor) or tex.dim() != 5 or tex.shape[1] != 6 or tex.shape[2] != tex.shape[3]:
-            shape = tuple(tex.shape) if isinstance(tex, torch.Tensor) else type(tex).__name__
-            raise ValueError(f"tex must have shape [B,6,S,S,C] (six square faces) with cube_mode=True, got {shape}")
+        if tex.dim() != 5 or tex.shape[1] != 6 or tex.shape[2] != tex.shape[3]:
+            raise ValueError(f"tex must have shape [B,6,S,S,C] (six square faces) with cube_mode=True, got {tuple(tex.shape)}")
         b, _, sz, _, c = tex.shape
         flat = texture_construct_mip(tex.reshape(b * 6, sz, sz, c), max_mip_level, cube_mode=False)
         return [m.reshape(b, 6, m.shape[1], m.shape[2], c) for m in flat]
-    if not isinstance(tex, torch.Tensor) or tex.dim() != 4:
-        shape = tuple(tex.shape) if isinstance(tex, torch.Tensor) else type(tex).__name__
-        raise ValueError(f"tex must have shape [B,Ht,Wt,C], got {shape}")
-    if max_mip_level is not None:
-        max_mip_level = int(max_mip_level)
-        if max_mip_level < 0:
-            raise ValueError(f"max_mip_level must be >= 0 or None, got {max_mip_level}")
+    if tex.dim() != 4:
+        raise ValueError(f"tex must have shape [B,Ht,Wt,C], got {tuple(tex.shape)}")
     limit = MAX_MIP_LEVELS if max_mip_level is None else max_mip_level
     levels: list[torch.Tensor] = []
     cur = tex
@@ -285,17 +311,15 @@ def texture(
         raise ValueError(f"filter_mode must be one of 'auto', {', '.join(map(repr, _TEXTURE_FILTERS))}; got {filter_mode!r}")
     if boundary_mode not in _TEXTURE_BOUNDARIES:
         raise ValueError(f"boundary_mode must be one of {', '.join(map(repr, _TEXTURE_BOUNDARIES))}; got {boundary_mode!r}")
-    if max_mip_level is not None:
-        max_mip_level = int(max_mip_level)
-        if max_mip_level < 0:
-            raise ValueError(f"max_mip_level must be >= 0 or None, got {max_mip_level}")
+    max_mip_level = _args.max_mip_level(max_mip_level)
+    for t, name in ((tex, "tex"), (uv, "uv"), (uv_da, "uv_da"), (mip_level_bias, "mip_level_bias")):
+        _args.tensor(t, name) if name in ("tex", "uv") else _args.optional_tensor(t, name)
     mipmapped = "mipmap" in filter_mode
+    if mipmapped and max_mip_level == 0:  # no levels: 'linear', as documented (and as nvdiffrast)
+        filter_mode, mipmapped = "linear", False
     if mipmapped and uv_da is None and mip_level_bias is None:
         raise ValueError(f"filter_mode={filter_mode!r} needs uv_da or mip_level_bias to choose the mip level")
-    if mipmapped and max_mip_level == 0:
-        filter_mode, mipmapped = "linear", False
-    if isinstance(tex, torch.Tensor):
-        _check_device_supported(tex.device, "tex")
+    _check_device_supported(tex.device, "tex")
     if not mipmapped:
         mips: list[torch.Tensor] = []
         uv_da = mip_level_bias = None
@@ -412,6 +436,9 @@ def antialias(
         crossings: to the found silhouette edge's two vertices only; the triangles walked
         through carry none); z, ``rast`` and the ids carry none.
 
+    Gradients to ``pos`` grow as 1 / (vertex scale) like :func:`rasterize`'s (finite for vertex
+    scales >= 1e-30, see "Supported range" in :mod:`rastlit.ops`).
+
     Each edge is handled along one axis only (horizontal pairs take edges steeper than 45 degrees
     on screen, vertical pairs the others). Thanks to the walk, silhouettes of finely tessellated
     smooth surfaces, whose rim triangles are thinner than a pixel on screen, are found too (the
@@ -419,14 +446,11 @@ def antialias(
     :func:`antialias_construct_topology_hash`): the walk crosses shared edges only. Under
     ``torch.compile(fullgraph=True)`` pass a precomputed ``topology_hash``.
     """
-    if isinstance(color, torch.Tensor):
-        _check_device_supported(color.device, "color")
-    try:
-        boost = float(pos_gradient_boost)
-    except (TypeError, ValueError):
-        raise TypeError(f"pos_gradient_boost must be a number, got {pos_gradient_boost!r}") from None
-    if not math.isfinite(boost):
-        raise ValueError(f"pos_gradient_boost must be finite, got {pos_gradient_boost}")
+    for t, name in ((color, "color"), (rast, "rast"), (pos, "pos"), (tri, "tri")):
+        _args.tensor(t, name)
+    _args.optional_tensor(topology_hash, "topology_hash")
+    _check_device_supported(color.device, "color")
+    boost = _args.number(pos_gradient_boost, "pos_gradient_boost")
     if topology_hash is None:
         topology_hash = antialias_construct_topology_hash(tri)
     out, _work = _ops.antialias_fwd(color, rast, pos, tri, topology_hash, boost)
@@ -459,10 +483,51 @@ class SoftRasterOutput(NamedTuple):
     dists: torch.Tensor
     alpha: torch.Tensor
 
+def _memory_bytes(device: torch.device) -> int | None:
+    """Total memory of ``device`` (physical RAM for the CPU), or None where unknown."""
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.get_device_properties(device).total_memory)
+        if device.type == "cpu":
+            return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError, RuntimeError):
+        pass
+    return None
+
+def _soft_output_bytes(num_views: int, height: int, width: int, faces_per_pixel: int, dtype=torch.float32) -> int:
+    """Bytes of the tensors :func:`rasterize_soft` returns for these sizes (``face_ids``,
+    ``zbuf``, ``bary``, ``dists``, ``alpha``); its backward needs about as much again."""
+    elem = torch.empty((), dtype=dtype).element_size()
+    pixels = num_views * height * width
+    return pixels * faces_per_pixel * (4 + 5 * elem) + pixels * elem
+
+def _check_soft_size(pos, ranges, h: int, w: int, K: int) -> None:
+    """Refuse, before allocating, outputs larger than the device's memory (torch's allocator
+    would raise a RuntimeError naming no argument, or the system start swapping)."""
+    if pos.dim() == 3:
+        views = pos.shape[0]
+    elif isinstance(ranges, torch.Tensor) and ranges.dim() == 2:
+        views = ranges.shape[0]
+    else:
+        return  # the op names what is wrong with the shapes
+    need = _soft_output_bytes(views, h, w, K, pos.dtype if pos.is_floating_point() else torch.float32)
+    if need < 2**30:
+        return
+    have = _memory_bytes(pos.device)
+    if have is not None and need > have:
+        raise ValueError(
+            f"rasterize_soft: {views} views x resolution ({h}, {w}) x faces_per_pixel={K} needs "
+            f"{need / 2**30:.1f} GiB for its outputs alone, more than the {have / 2**30:.1f} GiB of "
+            f"{pos.device} memory; lower faces_per_pixel or the resolution, or render fewer views per call")
+
 def soft_blur_radius(sigma: float, eps: float = 1e-4) -> float:
     """The blur radius (a squared NDC distance) beyond which a face's silhouette probability
     ``sigmoid(-d / sigma)`` falls below ``eps``: ``log(1 / eps - 1) * sigma``, as in PyTorch3D's
     tutorials."""
+    sigma = _args.number(sigma, "sigma", positive=True)
+    eps = _args.number(eps, "eps", positive=True)
+    if eps >= 0.5:
+        raise ValueError(f"eps must be a probability in (0, 0.5), got {eps}")
     return math.log(1.0 / eps - 1.0) * sigma
 
 def rasterize_soft(
@@ -482,7 +547,10 @@ def rasterize_soft(
 
     Args:
         pos: clip-space positions ``[B,V,4]`` (instanced) or ``[V,4]`` with ``ranges`` (range
-            mode), as in :func:`rasterize`; must be finite.
+            mode), as in :func:`rasterize`; must be finite, and each vertex's largest
+            ``|x|, |y|, |z|, |w|`` 0 or >= 1e-30 (below, the gradients, which grow as 1 / that
+            scale, would overflow): ``ValueError`` otherwise. Scale such ``pos`` up: ``pos * c``
+            renders the same for any c > 0.
         tri: ``[T,3]`` int32.
         resolution: ``(H, W)``. Pixel (i, j) is sampled at NDC ((2j+1)/W - 1, (2i+1)/H - 1), row 0
             at the bottom, and both axes span [-1, 1] even for non-square images (PyTorch3D
@@ -516,24 +584,18 @@ def rasterize_soft(
     added to vertices with float atomics unless ``torch.use_deterministic_algorithms(True)``.
     """
     h, w = _resolution(resolution)
-    try:
-        K = operator.index(faces_per_pixel)
-    except TypeError:
-        raise TypeError(f"faces_per_pixel must be an int, got {faces_per_pixel!r}") from None
-    if not 1 <= K <= MAX_FACES_PER_PIXEL:
-        raise ValueError(f"faces_per_pixel must be in [1, {MAX_FACES_PER_PIXEL}], got {K}")
-    sigma = float(sigma)
-    if not (math.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"sigma must be a finite number > 0, got {sigma}")
-    blur = soft_blur_radius(sigma) if blur_radius is None else float(blur_radius)
-    if not (math.isfinite(blur) and blur >= 0):
-        raise ValueError(f"blur_radius must be a finite squared NDC distance >= 0, got {blur_radius}")
-    if isinstance(pos, torch.Tensor):
-        _check_device_supported(pos.device, "pos")
-    if clip_barycentric_coords is None:
-        clip_barycentric_coords = blur > 0
-    zbuf, bary, dists, face_ids = _ops.rasterize_soft_fwd(pos, tri, h, w, K, blur, bool(perspective_correct),
-                                                          bool(clip_barycentric_coords), ranges)
+    K = _args.count(faces_per_pixel, "faces_per_pixel", 1, MAX_FACES_PER_PIXEL)
+    sigma = _args.number(sigma, "sigma", positive=True)
+    blur = soft_blur_radius(sigma) if blur_radius is None else _args.number(
+        blur_radius, "blur_radius", minimum=0.0, expected="a finite squared NDC distance >= 0 or None")
+    _rasterize_tensors(pos, tri, ranges)
+    perspective_correct = _args.flag(perspective_correct, "perspective_correct")
+    clip_barycentric_coords = blur > 0 if clip_barycentric_coords is None else _args.flag(
+        clip_barycentric_coords, "clip_barycentric_coords")
+    _check_device_supported(pos.device, "pos")
+    _check_soft_size(pos, ranges, h, w, K)
+    zbuf, bary, dists, face_ids = _ops.rasterize_soft_fwd(pos, tri, h, w, K, blur, perspective_correct,
+                                                          clip_barycentric_coords, ranges)
     valid = face_ids >= 0
     # alpha = 1 - prod_k (1 - sigmoid(-d_k / sigma)) = 1 - exp(sum_k logsigmoid(d_k / sigma)): the same
     # value, evaluated without cancellation, and with finite gradients where a factor underflows

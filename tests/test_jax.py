@@ -312,7 +312,7 @@ def test_bad_input_is_named_at_trace_time():
         rj.rasterize(p, t, (100000, 8))
     with pytest.raises(TypeError, match="resolution must be a pair"):
         rj.rasterize(p, t, (8.5, 8))
-    with pytest.raises(ValueError, match="resolution must be a pair"):
+    with pytest.raises(TypeError, match="resolution must be a pair"):
         rj.rasterize(p, t, "64")
     rast, db = rj.rasterize(p, t, (8, 8))
     with pytest.raises(ValueError, match=r"rast must have shape \[B,H,W,4\]"):

@@ -22,6 +22,7 @@ import logging
 
 import torch
 
+from .. import _args
 from .. import ops as _ops
 
 __all__ = [
@@ -117,16 +118,16 @@ def rasterize(glctx, pos, tri, resolution, ranges=None, grad_db=True):
     _check_ctx(glctx)
     if glctx.active_depth_peeler is not None:
         raise RuntimeError("cannot call rasterize() during depth peeling; use rasterize_next_layer() instead")
-    if ranges is not None and ranges.numel() == 0:
+    if _args.optional_tensor(ranges, "ranges") is not None and ranges.numel() == 0:
         ranges = None  # nvdiffrast passes an empty [0,2] tensor for "no ranges"
-    rast, rast_db = _ops.rasterize(pos, tri, resolution, ranges=ranges, grad_db=grad_db and glctx.output_db)
+    rast, rast_db = _ops.rasterize(pos, tri, resolution, ranges=ranges, grad_db=_args.flag(grad_db, "grad_db") and glctx.output_db)
     return rast, _strip_db(glctx, rast_db)
 
 
 def interpolate(attr, rast, tri, rast_db=None, diff_attrs=None):
     """nvdiffrast's ``interpolate``: see :func:`rastlit.interpolate`."""
-    if rast_db is not None and rast_db.shape[-1] == 0:
-        rast_db = None
+    if _args.optional_tensor(rast_db, "rast_db") is not None and rast_db.dim() > 0 and rast_db.shape[-1] == 0:
+        rast_db = None  # what rasterize returns for output_db=False
     return _ops.interpolate(attr, rast, tri, rast_db=rast_db, diff_attrs=diff_attrs)
 
 
@@ -159,10 +160,10 @@ class DepthPeeler:
 
     def __init__(self, glctx, pos, tri, resolution, ranges=None, grad_db=True):
         _check_ctx(glctx)
-        if ranges is not None and ranges.numel() == 0:
+        if _args.optional_tensor(ranges, "ranges") is not None and ranges.numel() == 0:
             ranges = None
         self._glctx = glctx
-        self._peeler = _ops.DepthPeeler(pos, tri, resolution, ranges=ranges, grad_db=grad_db and glctx.output_db)
+        self._peeler = _ops.DepthPeeler(pos, tri, resolution, ranges=ranges, grad_db=_args.flag(grad_db, "grad_db") and glctx.output_db)
 
     def __enter__(self):
         if self._glctx is None:

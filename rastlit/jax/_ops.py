@@ -11,7 +11,6 @@ fail the call with the torch ops' own text.
 
 from __future__ import annotations
 
-import math
 from functools import partial
 from typing import Sequence
 
@@ -229,7 +228,7 @@ def rasterize(pos, tri, resolution: Sequence[int], ranges=None, grad_db: bool = 
         peel = jax.lax.stop_gradient(_float(peel, "peel"))
         _image(peel, "peel (the previous depth layer's rast)", views, h, w, 4)
         _same_dtype(peel, pos, "peel", "pos")
-    return _rasterize(pos, tri, ranges, peel, (h, w), bool(grad_db), views)
+    return _rasterize(pos, tri, ranges, peel, (h, w), _limits.flag(grad_db, "grad_db"), views)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
@@ -273,8 +272,7 @@ def depth_peel(pos, tri, resolution: Sequence[int], num_layers: int, ranges=None
     """The first ``num_layers`` depth layers, nearest first, as a list of ``(rast, rast_db)``
     (the functional form of :class:`rastlit.DepthPeeler`): layer k + 1 holds, at every pixel, the
     fragment after layer k's in the z-buffer's order. Each layer is differentiable in ``pos``."""
-    if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
-        raise ValueError(f"num_layers must be an int >= 1, got {num_layers!r}")
+    num_layers = _limits.count(num_layers, "num_layers", 1)
     layers, prev = [], None
     for _ in range(num_layers):
         rast, rast_db = rasterize(pos, tri, resolution, ranges=ranges, grad_db=grad_db, peel=prev)
@@ -550,9 +548,7 @@ def antialias(color, rast, pos, tri, topology_hash=None, pos_gradient_boost: flo
     if not ((pos.ndim == 3 and pos.shape[0] == b and pos.shape[2] == 4) or (pos.ndim == 2 and pos.shape[1] == 4)):
         raise ValueError(f"pos must have shape [B,V,4] with B = color.shape[0] = {b} (instanced mode) or [V,4] "
                          f"(range mode), got {list(pos.shape)}")
-    if isinstance(pos_gradient_boost, bool) or not isinstance(pos_gradient_boost, (int, float)) or \
-            not math.isfinite(pos_gradient_boost):
-        raise TypeError(f"pos_gradient_boost must be a finite number, got {pos_gradient_boost!r}")
+    pos_gradient_boost = _limits.number(pos_gradient_boost, "pos_gradient_boost")
     if topology_hash is None:
         topology_hash = antialias_construct_topology_hash(tri)
     topology_hash = _int32(topology_hash, "topology_hash")

@@ -55,11 +55,15 @@ class Mesh:
 
     - ``verts [V,3]`` float positions.
     - ``faces [F,3]`` int32 vertex indices (any integer dtype is accepted and converted to int32).
-    - ``vertex_colors [V,C]`` optional per-vertex attributes (colours in [0,1], C usually 3 or 4).
+    - ``vertex_colors [V,C]`` optional per-vertex colours in [0,1], C >= 1 channels read as image
+      files' modes are: 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA (more: RGB first, then any extra
+      attributes). :class:`rastlit.nn.MeshRenderer` shades with the colour part (grey repeated to
+      RGB) and ignores alpha and extras.
     - ``uv [Vt,2]`` and ``uv_faces [F,3]`` optional texture coordinates with their own indexing
       (face ``f`` corner ``k`` uses ``uv[uv_faces[f,k]]``); both or neither.
     - ``texture [Ht,Wt,C]`` optional float texture in [0,1], **row 0 = v≈0** (bottom row, the
       flip of an image file); needs ``uv``. ``texture[None]`` is what ``rastlit.texture`` takes.
+      Its C >= 1 channels are read as ``vertex_colors``' are.
     - ``normals [V,3]`` optional per-vertex normals as given (e.g. authored); they are not kept
       in sync with ``verts``: :meth:`vertex_normals` always recomputes from the geometry.
 
@@ -83,8 +87,8 @@ class Mesh:
         dev = self.verts.device
         if self.vertex_colors is not None:
             _check_float("vertex_colors", self.vertex_colors, "[V,C]", 2, None)
-            if self.vertex_colors.shape[0] != V:
-                raise ValueError(f"Mesh.vertex_colors must have shape [V={V},C], got "
+            if self.vertex_colors.shape[0] != V or self.vertex_colors.shape[1] == 0:
+                raise ValueError(f"Mesh.vertex_colors must have shape [V={V},C] with C >= 1, got "
                                  f"{list(self.vertex_colors.shape)}")
         if (self.uv is None) != (self.uv_faces is None):
             raise ValueError("Mesh.uv and Mesh.uv_faces must be given together "
