@@ -367,7 +367,7 @@ ViewTriangles view_triangles(const T*, const int32_t* ranges, int64_t num_triang
 
 template <typename T>
 void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<TriangleSetup<T>>& setups,
-                    std::vector<unsigned char>& valid, std::vector<int64_t>& counts,
+                    std::vector<unsigned char>& valid, std::vector<PixelBox>& boxes, std::vector<int64_t>& counts,
                     std::vector<int32_t>& bins, const std::vector<T>& px, const std::vector<T>& py,
                     const std::vector<double>& pxd) {
   const int H = p.height, W = p.width;
@@ -382,6 +382,7 @@ void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<Trian
   // 1. Triangle setup.
   setups.resize(size_t(n));
   valid.assign(size_t(n), 0);
+  boxes.resize(size_t(n));
 #pragma omp parallel for schedule(static) num_threads(p.num_threads)
   for (int64_t g = 0; g < (n + 3) / 4; ++g) {  // groups of 4 triangles (the SIMD setup's width)
     int64_t t = 4 * g;
@@ -389,7 +390,7 @@ void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<Trian
     if constexpr (std::is_same<T, float>::value) {
       if (t + 4 <= n && use_avx2()) {
         setup_triangles4_avx2(pos, tri + 3 * t, H, W, &setups[t], &valid[t]);
-        continue;
+        t = n;  // done: skip the scalar loop
       }
     }
 #endif
@@ -397,6 +398,10 @@ void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<Trian
       const int32_t* ti = tri + 3 * t;
       valid[t] = setup_triangle(pos + 4 * int64_t(ti[0]), pos + 4 * int64_t(ti[1]),
                                 pos + 4 * int64_t(ti[2]), H, W, &setups[t]);
+    }
+    for (t = 4 * g; t < 4 * g + 4 && t < n; ++t) {  // the boxes the binning reads, compact
+      const TriangleSetup<T>& s = setups[t];
+      boxes[t] = valid[t] ? PixelBox{s.x0, s.y0, s.x1, s.y1} : PixelBox{1, 1, 0, 0};
     }
   }
 
@@ -406,7 +411,7 @@ void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<Trian
   const int TS = grid.tile_size;
   const int64_t num_tiles = grid.num_tiles;
   std::vector<int64_t> tile_begin;
-  bin_setups_to_tiles(n, grid, p.num_threads, setups.data(), valid.data(), counts, tile_begin, bins);
+  bin_boxes_to_tiles(n, grid, p.num_threads, boxes.data(), counts, tile_begin, bins);
 
   // 3. Per tile: z-buffer over the bin (ascending ids, strict less: ties go to the lower id),
   //    then barycentrics and derivatives for the winner only.
@@ -487,9 +492,10 @@ int rasterize_fwd_cpu(const RasterizeFwdParams<T>& p) {
   // otherwise be page-faulted in afresh on every call.
   thread_local std::vector<TriangleSetup<T>> setups;
   thread_local std::vector<unsigned char> valid;
+  thread_local std::vector<PixelBox> boxes;
   thread_local std::vector<int64_t> counts;
   thread_local std::vector<int32_t> bins;
-  for (int64_t b = 0; b < p.num_views; ++b) rasterize_view(p, b, setups, valid, counts, bins, px, py, pxd);
+  for (int64_t b = 0; b < p.num_views; ++b) rasterize_view(p, b, setups, valid, boxes, counts, bins, px, py, pxd);
   return kOk;
 }
 
