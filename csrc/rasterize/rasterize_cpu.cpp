@@ -428,8 +428,8 @@ void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<Trian
     const int64_t k_end = tile_begin[tile + 1];
     for (int64_t k = tile_begin[tile]; k < k_end; ++k) {
       const int32_t t = bins[k];
-      if (k + 2 < k_end) {  // setups are read in bin order, scattered over MBs: fetch ahead
-        const char* ahead = reinterpret_cast<const char*>(&setups[bins[k + 2]]);
+      if (k + 4 < k_end) {  // setups are read in bin order, scattered over MBs: fetch ahead
+        const char* ahead = reinterpret_cast<const char*>(&setups[bins[k + 4]]);
         __builtin_prefetch(ahead);
         __builtin_prefetch(ahead + 64);
         __builtin_prefetch(ahead + sizeof(TriangleSetup<T>) - 1);
