@@ -70,6 +70,10 @@ stamp "== benchmark"
 for b in bench_texture bench_antialias bench_rasterize_soft bench_depth_peel; do
   [ -f "benchmarks/$b.py" ] && timeout 90 "$PY" "benchmarks/$b.py" --device cuda 2>&1 | tee -a "$logs/bench_other.txt"
 done
+# training throughput of the CLI on the GPU (steps/s of the fit loop), where hydra is importable
+if "$PY" -c "import hydra" 2> /dev/null; then
+  timeout 150 "$PY" benchmarks/bench_train_steps.py --steps 200 -- trainer=gpu 2>&1 | tee -a "$logs/bench_other.txt"
+fi
 # head-to-head with nvdiffrast (says so and exits 0 where nvdiffrast.torch is not installed)
 timeout 300 "$PY" benchmarks/bench_vs_nvdiffrast.py --reps 10 2>&1 | tee "$logs/bench_vs_nvdiffrast.txt"
 # the rasterize + interpolate table, last
