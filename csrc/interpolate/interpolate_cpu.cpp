@@ -88,13 +88,17 @@ int backward_rows(const InterpolateBwdParams<T>& q, int64_t b, int y0, int y1, T
 // (and grad_rast_db), and each row is walked in runs of pixels of one triangle, summing the run's
 // contributions to its three corners locally. The run records are then added to the vertices in
 // image order by one thread, views in order, so the result is the same for any thread count. Rows
-// go in blocks of about 64k pixels, which bounds the records' memory (3A values per pixel at most).
+// go in blocks, which bounds the records' memory (3A values per pixel at most).
 template <typename T>
 int interpolate_bwd_cpu(const InterpolateBwdParams<T>& q) {
   const InterpolateFwdParams<T>& p = q.fwd;
   const int64_t A = p.num_attrs;
   const int W = p.width, H = p.height;
-  const int rows_per_block = std::max(1, std::min(H, (1 << 16) / std::max(W, 1)));
+  // Rows per block: about 64k pixels, and at most ~32 MB of records (many attributes); at least a
+  // row, whose records are at most 3x that row's grad_out.
+  const int64_t row_record_bytes = int64_t(std::max(W, 1)) * 3 * std::max<int64_t>(A, 1) * int64_t(sizeof(T));
+  const int rows_per_block = int(std::max<int64_t>(
+      1, std::min<int64_t>({int64_t(H), (1 << 16) / std::max(W, 1), (int64_t(32) << 20) / row_record_bytes})));
   thread_local std::vector<T> rec_acc;
   thread_local std::vector<int32_t> rec_tri, rec_count;
   const size_t block_pixels = size_t(rows_per_block) * size_t(W);
