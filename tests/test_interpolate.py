@@ -166,16 +166,17 @@ def test_interpolate_empty_and_noncontiguous():
     assert torch.equal(out, ref) and torch.equal(da, ref_da)
 
 
-@pytest.mark.parametrize("shared", [True, False])
-def test_attr_gradient_matches_autograd_gather_and_any_thread_count(shared):
+@pytest.mark.parametrize("shared,A,H,W", [(True, 3, 40, 60), (False, 3, 40, 60), (True, 5, 300, 300)])
+def test_attr_gradient_matches_autograd_gather_and_any_thread_count(shared, A, H, W):
     """The attribute gradient (a scatter of per-row run sums) against autograd through a gather
-    formulation in float64, on a wide image where triangles span rows and row ends; and bitwise
-    the same on 1 and 2 threads."""
+    formulation in float64, on images where triangles span rows and row ends; and bitwise the same
+    on 1 and 2 threads. A = 3 takes the unrolled path, A = 5 the general one, and 300 x 300 is more
+    than one block of rows."""
     import numpy as np
     from scenes import icosphere, look_at, perspective, to_clip
 
     verts, faces = icosphere(3)
-    B, H, W = 3, 40, 60  # the sphere overflows the frame: runs reach the row ends
+    B = 3  # the sphere overflows the frame: runs reach the row ends
     mvps = [perspective(50.0, W / H, 0.1, 10.0) @ look_at((1.6 * np.cos(a), 0.4, 1.6 * np.sin(a)), (0, 0, 0))
             for a in (0.2, 1.9, 4.0)]
     pos = torch.from_numpy(np.stack([to_clip(m, verts) for m in mvps])).double()
@@ -183,8 +184,8 @@ def test_attr_gradient_matches_autograd_gather_and_any_thread_count(shared):
     rast, db = rastlit.rasterize(pos, tri, (H, W))
     g = torch.Generator().manual_seed(1)
     V = verts.shape[0]
-    attr = torch.randn(V, 3, generator=g, dtype=torch.float64) if shared else torch.randn(B, V, 3, generator=g, dtype=torch.float64)
-    gout = torch.randn(B, H, W, 3, generator=g, dtype=torch.float64)
+    attr = torch.randn(V, A, generator=g, dtype=torch.float64) if shared else torch.randn(B, V, A, generator=g, dtype=torch.float64)
+    gout = torch.randn(B, H, W, A, generator=g, dtype=torch.float64)
     gda = torch.randn(B, H, W, 4, generator=g, dtype=torch.float64)
 
     def ours():
@@ -205,11 +206,11 @@ def test_attr_gradient_matches_autograd_gather_and_any_thread_count(shared):
 
     # Independent: gather the corners' attributes per pixel and let autograd scatter them back.
     a = attr.clone().requires_grad_()
-    ab = a if not shared else a.unsqueeze(0).expand(B, V, 3)
+    ab = a if not shared else a.unsqueeze(0).expand(B, V, A)
     tid = rast[..., 3].long()
     cov = tid > 0
     idx = tri.long()[(tid - 1).clamp(min=0)]  # [B,H,W,3]
-    corners = torch.stack([torch.gather(ab, 1, idx[..., c].reshape(B, -1, 1).expand(-1, -1, 3)).reshape(B, H, W, 3)
+    corners = torch.stack([torch.gather(ab, 1, idx[..., c].reshape(B, -1, 1).expand(-1, -1, A)).reshape(B, H, W, A)
                            for c in range(3)], -2)  # [B,H,W,3 corners,3 attrs]
     u, v = rast[..., 0:1], rast[..., 1:2]
     w = torch.cat([u, v, 1 - u - v], -1).unsqueeze(-1)
