@@ -31,7 +31,8 @@ from typing import Sequence
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench_ops  # noqa: E402  (helpers: icosphere, orbit cameras, timing, header)
+import bench_ops  # noqa: E402  (helpers: scene tensors, passes, timing, header)
+from bench_scenes import SIZES, icosphere  # noqa: E402  (the shared scene module)
 
 
 def _int_list(s: str) -> list[int]:
@@ -41,7 +42,7 @@ def _int_list(s: str) -> list[int]:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    ap.add_argument("--sizes", default="1k,20k", help=f"meshes, comma-separated from {','.join(bench_ops.SIZES)}")
+    ap.add_argument("--sizes", default="1k,20k", help=f"meshes, comma-separated from {','.join(SIZES)}")
     ap.add_argument("--res", type=_int_list, default=[512])
     ap.add_argument("--batch", type=_int_list, default=[1, 4])
     ap.add_argument("--threads", type=int, default=None)
@@ -63,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "capped pairs"]
     rows = []
     for label in args.sizes.split(","):
-        verts, faces = bench_ops.icosphere(bench_ops.SIZES[label])
+        verts, faces = icosphere(SIZES[label])
         for res in args.res:
             for batch in args.batch:
                 scene = bench_ops.make_scene(verts, faces, batch, res, device)

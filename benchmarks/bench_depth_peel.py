@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Benchmark DepthPeeler: time per depth layer against one plain rasterize call (the baseline,
-run in the same process). Scene: icospheres seen from outside (two layers everywhere the sphere
+run in the same process). Scene: icospheres (bench_scenes.py) seen from outside (two layers where the sphere
 covers: front and back), so layers 0 and 1 do full work and later ones find nothing.
 
     python benchmarks/bench_depth_peel.py [--sizes 1,3,5] [--res 512] [--layers 4] [--device cpu]
@@ -13,8 +13,7 @@ import argparse
 import torch
 
 import rastlit
-from rastlit.camera import look_at, perspective, transform_points
-from rastlit.mesh import icosphere
+from bench_scenes import clip_positions, icosphere, look_at, perspective  # noqa: E402  (the shared scenes)
 from timing import time_call  # noqa: E402  (the one benchmark timer: benchmarks/timing.py)
 
 
@@ -35,9 +34,9 @@ def main() -> None:
     print(f"{'triangles':>10} {'rasterize ms':>13} {'peel ms/layer':>14} {'ratio':>6}  pixels per layer")
     for k in (int(s) for s in args.sizes.split(",")):
         v, f = icosphere(k)
-        mvp = perspective(45.0) @ look_at((0.0, 0.0, 3.0))
-        pos = transform_points(mvp, v)[None].contiguous().to(dev)
-        tri = f.to(dev)
+        mvp = perspective(45.0, 1.0, 0.1, 100.0) @ look_at((0.0, 0.0, 3.0))
+        pos = torch.from_numpy(clip_positions(v, [mvp])).to(dev)
+        tri = torch.from_numpy(f).to(dev)
         res = (args.res, args.res)
         t_r = timed(lambda: rastlit.rasterize(pos, tri, res), dev, args.repeats)
         counts = []

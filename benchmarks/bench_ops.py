@@ -51,7 +51,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from timing import Timing, time_call  # noqa: E402  (the one benchmark timer)
 
 # The scenes (icospheres, orbit cameras) come from benchmarks/bench_scenes.py, shared by the scripts.
-from bench_scenes import SIZES, icosphere, orbit_clip_positions  # noqa: E402  (bench_antialias uses them here)
+from bench_scenes import SIZES, icosphere, orbit_clip_positions  # noqa: E402
 
 
 # -------------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Benchmark rastlit.rasterize_soft against rastlit.rasterize in the same process.
 
-Scene: an icosphere (``rastlit.mesh.icosphere``, 20 * 4**k triangles; k = 5 gives 20480) seen
-through an OpenGL perspective camera (``rastlit.camera``) so the sphere fills most of the image.
+Scene: an icosphere (20 * 4**k triangles; k = 5 gives 20480) seen through an OpenGL perspective
+camera so the sphere fills most of the image (both from ``bench_scenes.py``, the shared scenes).
 Soft rasterization uses PyTorch3D's tutorial settings: ``sigma = 1e-4``,
 ``blur_radius = log(1/1e-4 - 1) * sigma`` (``rastlit.soft_blur_radius``), K = 8 by default.
 
@@ -21,24 +21,22 @@ Set ``OMP_WAIT_POLICY=passive`` on a shared CPU box for steadier numbers.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 
 import torch
 
 import rastlit
-from rastlit import camera, mesh
+from bench_scenes import clip_positions, icosphere, look_at, perspective  # noqa: E402  (the shared scenes)
 from timing import time_call  # noqa: E402  (the one benchmark timer: benchmarks/timing.py)
 
 
 def scene(subdiv: int, batch: int, device: str, aspect: float = 1.0):
-    verts, faces = mesh.icosphere(subdiv)
-    views = []
-    for b in range(batch):
-        ang = 0.7 * b
-        eye = (2.6 * torch.tensor(ang).sin().item(), 0.5, 2.6 * torch.tensor(ang).cos().item())
-        mvp = camera.perspective(50.0, aspect) @ camera.look_at(eye)
-        views.append(camera.transform_points(mvp, verts))
-    return torch.stack(views).to(device).contiguous(), faces.to(device)
+    verts, faces = icosphere(subdiv)
+    eyes = [(2.6 * math.sin(0.7 * b), 0.5, 2.6 * math.cos(0.7 * b)) for b in range(batch)]
+    mvps = [perspective(50.0, aspect, 0.1, 100.0) @ look_at(eye) for eye in eyes]
+    pos = torch.from_numpy(clip_positions(verts, mvps))
+    return pos.to(device).contiguous(), torch.from_numpy(faces).to(device)
 
 
 def timeit(fn, repeats: int, device: str) -> float:

@@ -1,8 +1,20 @@
-"""Scenes shared by the benchmark scripts (numpy only): icospheres of 20 * 4**k triangles, built
-vectorized (1.3M triangles in about a second), and perspective cameras on an orbit around them.
+"""The one scene module of the benchmarks and the tests (numpy only): icospheres, cameras (look-at,
+perspective, orbits, clip-space transforms) and random triangle soups.
 
-The tests keep their own oracle scenes (tests/scenes.py), whose exact vertex order the OpenGL and
-float64 agreement tests were written against.
+- Icospheres of 20 * 4**k triangles, built vectorized (1.3M triangles in about a second), in the
+  same vertex and face order, bit for bit, as the loop-based construction that the oracle scenes
+  were first written with: midpoints numbered in order of first use (faces in order, edges ab, bc,
+  ca), the four children of a face consecutive, vertices normalized like ``np.linalg.norm`` of one
+  vector (``matmul`` of each row with itself: the same BLAS dot product).
+- Cameras: OpenGL ``look_at`` / ``perspective`` matrices, ``rotation`` / ``translation``,
+  ``to_clip`` (one matrix) and ``clip_positions`` (a batch of them), ``orbit_eyes`` and
+  ``orbit_clip_positions`` (a mesh seen from B cameras on an orbit).
+- ``soup``: random clip-space triangles (all in front of the camera).
+
+Who imports it: the benchmark scripts put their own folder on ``sys.path`` and ``import
+bench_scenes``; the tests get ``benchmarks/`` on ``sys.path`` from pytest's ``pythonpath`` setting
+in ``pyproject.toml``, and ``tests/scenes.py`` builds the oracle scenes out of these helpers (it
+re-exports them, so tests may import them from either module).
 """
 
 from __future__ import annotations
@@ -12,7 +24,6 @@ import math
 import numpy as np
 
 SIZES = {"1k": 3, "20k": 5, "80k": 6, "320k": 7, "1.3M": 8}  # label -> icosphere subdivision level
-
 
 
 def icosahedron() -> tuple[np.ndarray, np.ndarray]:
@@ -29,7 +40,7 @@ def icosahedron() -> tuple[np.ndarray, np.ndarray]:
         ],
         dtype=np.float64,
     )
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    v = _unit_rows(v)
     f = np.array(
         [
             [0, 11, 5], [0, 5, 1], [0, 1, 7], [0, 7, 10], [0, 10, 11],
@@ -46,47 +57,51 @@ def icosahedron() -> tuple[np.ndarray, np.ndarray]:
     return v, f
 
 
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length, each divided by ``np.linalg.norm`` of that row alone (a BLAS dot
+    product: batched ``matmul`` of the row with itself rounds the same way; ``norm(axis=1)`` does
+    not), so that the values match a per-vector loop bit for bit."""
+    sq = np.matmul(x[:, None, :], x[:, :, None])[:, 0, 0]
+    return x / np.sqrt(sq)[:, None]
+
+
 def subdivide_sphere(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One loop of midpoint subdivision: every triangle becomes four, new vertices pushed to the
     unit sphere. Edges shared by two faces get one midpoint (deduplicated with ``np.unique`` on an
     integer edge key), so the result is a closed, watertight mesh. Orientation is preserved.
+
+    Order (what the oracle scenes depend on): the midpoints are appended in order of first use,
+    walking the faces in order and each face's edges ab, bc, ca; face ``(a, b, c)`` becomes the
+    four consecutive faces ``(a, ab, ca), (b, bc, ab), (c, ca, bc), (ab, bc, ca)``.
     """
     nv = vertices.shape[0]
     f = faces.astype(np.int64, copy=False)
-    # Edges in face order: (0,1), (1,2), (2,0) of every face; key on the sorted pair.
-    e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]], axis=0)
-    e.sort(axis=1)
-    key = e[:, 0] * nv + e[:, 1]
-    uniq, inv = np.unique(key, return_inverse=True)
-    a, b = uniq // nv, uniq % nv
-    mid = vertices[a] + vertices[b]
-    mid /= np.linalg.norm(mid, axis=1, keepdims=True)
-    m = (nv + inv.reshape(3, -1)).astype(np.int64)
-    ab, bc, ca = m[0], m[1], m[2]
+    e = f[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)  # ab, bc, ca of face 0, then of face 1, ...
+    key = e.min(axis=1) * nv + e.max(axis=1)
+    _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # unique edges in order of first use
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.shape[0])
+    ab, bc, ca = (nv + rank[inv.reshape(-1)].reshape(-1, 3)).T
+    ends = e[first[order]]
+    mid = _unit_rows(vertices[ends[:, 0]] + vertices[ends[:, 1]])
     v0, v1, v2 = f[:, 0], f[:, 1], f[:, 2]
-    new_faces = np.concatenate(
-        [
-            np.stack([v0, ab, ca], axis=1),
-            np.stack([v1, bc, ab], axis=1),
-            np.stack([v2, ca, bc], axis=1),
-            np.stack([ab, bc, ca], axis=1),
-        ],
-        axis=0,
-    )
+    new_faces = np.stack([v0, ab, ca, v1, bc, ab, v2, ca, bc, ab, bc, ca], axis=1).reshape(-1, 3)
     return np.concatenate([vertices, mid], axis=0), new_faces
 
 
-def icosphere(subdivisions: int, radius: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def icosphere(subdivisions: int, radius: float = 1.0, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
     """Icosphere with ``20 * 4**subdivisions`` triangles and ``10 * 4**subdivisions + 2`` vertices.
 
-    Returns ``(vertices [V,3] float32, faces [T,3] int32)``, faces counter-clockwise from outside.
+    Returns ``(vertices [V,3] dtype, faces [T,3] int32)``, faces counter-clockwise from outside. The
+    benchmarks take float32 vertices; the oracle scenes (``tests/scenes.py``) take float64.
     """
     if subdivisions < 0:
         raise ValueError(f"subdivisions must be >= 0, got {subdivisions}")
     v, f = icosahedron()
     for _ in range(subdivisions):
         v, f = subdivide_sphere(v, f)
-    return (v * radius).astype(np.float32), f.astype(np.int32)
+    return (v * radius).astype(dtype), f.astype(np.int32)
 
 
 def _normalize(x: np.ndarray) -> np.ndarray:
@@ -129,10 +144,39 @@ def orbit_eyes(num_views: int, distance: float, elevation_deg: float = 25.0, pha
     return distance * np.stack([np.cos(el) * np.sin(az), np.sin(el), np.cos(el) * np.cos(az)], axis=1)
 
 
-def clip_positions(vertices: np.ndarray, mvps: np.ndarray) -> np.ndarray:
-    """Transform ``[V,3]`` vertices by ``[B,4,4]`` matrices: clip-space ``[B,V,4]`` float32."""
-    vh = np.concatenate([vertices.astype(np.float64), np.ones((vertices.shape[0], 1))], axis=1)
-    return np.einsum("bij,vj->bvi", mvps, vh).astype(np.float32)
+def rotation(axis, angle: float) -> np.ndarray:
+    """``[4,4]`` rotation by ``angle`` radians about ``axis`` (right-handed, float64)."""
+    axis = np.asarray(axis, np.float64)
+    axis = axis / np.linalg.norm(axis)
+    x, y, z = axis
+    c, s = np.cos(angle), np.sin(angle)
+    C = 1 - c
+    R = np.eye(4)
+    R[:3, :3] = [[c + x * x * C, x * y * C - z * s, x * z * C + y * s],
+                 [y * x * C + z * s, c + y * y * C, y * z * C - x * s],
+                 [z * x * C - y * s, z * y * C + x * s, c + z * z * C]]
+    return R
+
+
+def translation(t) -> np.ndarray:
+    """``[4,4]`` translation by ``t`` (float64)."""
+    M = np.eye(4)
+    M[:3, 3] = t
+    return M
+
+
+def to_clip(mvp: np.ndarray, xyz, dtype=np.float32) -> np.ndarray:
+    """Transform ``[V,3]`` points by one ``[4,4]`` matrix: clip-space ``[V,4]`` (computed in float64,
+    returned as ``dtype``)."""
+    xyz = np.asarray(xyz, np.float64)
+    h = np.concatenate([xyz, np.ones((len(xyz), 1))], axis=1)
+    return (h @ mvp.T).astype(dtype)
+
+
+def clip_positions(vertices: np.ndarray, mvps: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """Transform ``[V,3]`` vertices by ``[B,4,4]`` matrices: clip-space ``[B,V,4]`` (``to_clip`` per
+    view)."""
+    return np.stack([to_clip(m, vertices, dtype) for m in mvps])
 
 
 def orbit_clip_positions(
@@ -144,3 +188,26 @@ def orbit_clip_positions(
     proj = perspective(fovy_deg, aspect, 0.1, 10.0)
     mvps = np.stack([proj @ look_at(eye) for eye in orbit_eyes(num_views, distance)])
     return clip_positions(vertices, mvps)
+
+
+def soup(rng: np.random.Generator, n: int, xy=1.2, zr=0.9, wr=(0.5, 2.0), size=None, zspread=None):
+    """``n`` random triangles in clip space, ``(pos [3n,4] float32, tri [n,3] int32)``, with w in
+    ``wr`` (all in front of the camera) and x/w, y/w in [-xy, xy].
+
+    Vertices are uniform in the square, or, with ``size=(lo, hi)``, within a random half-width in
+    [lo, hi] of a random centre. z/w is uniform in [-zr, zr] per vertex, or, with ``zspread``, a
+    random per-triangle base plus at most +-zspread per vertex."""
+    if size is None:
+        p = rng.uniform(-xy, xy, size=(n, 3, 2))
+    else:
+        c = rng.uniform(-xy, xy, size=(n, 1, 2))
+        s = rng.uniform(size[0], size[1], size=(n, 1, 1))
+        p = c + s * rng.uniform(-1, 1, size=(n, 3, 2))
+    if zspread is None:
+        z = rng.uniform(-zr, zr, size=(n, 3, 1))
+    else:
+        z = rng.uniform(-zr, zr, size=(n, 1, 1)) + rng.uniform(-zspread, zspread, size=(n, 3, 1))
+    w = rng.uniform(wr[0], wr[1], size=(n, 3, 1))
+    pos = np.concatenate([p * w, z * w, w], axis=-1).reshape(-1, 4)
+    tri = np.arange(3 * n, dtype=np.int32).reshape(n, 3)
+    return pos.astype(np.float32), tri

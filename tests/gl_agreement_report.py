@@ -26,6 +26,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# scenes.py imports the shared scene module, benchmarks/bench_scenes.py (pytest: pyproject's pythonpath)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 
 import gl_oracle  # noqa: E402
 import reference as R  # noqa: E402

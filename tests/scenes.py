@@ -10,6 +10,12 @@ NamedTuple, so it also unpacks as a plain 6-tuple):
 
 ``DESCRIPTIONS[name]`` says what each scene is meant to exercise,
 ``all_scenes()`` returns them all (cached), ``get_scene(name)`` one of them.
+
+The geometry (icospheres, cameras, clip transforms, random soups) comes from the one scene module
+shared with the benchmarks, ``benchmarks/bench_scenes.py`` (pytest puts ``benchmarks/`` on
+``sys.path``: ``pythonpath`` in ``pyproject.toml``); it is re-exported here. Its icosphere is the
+loop-based construction these scenes were written against, vectorized, bit for bit the same; here
+``icosphere(subdiv)`` returns float64 vertices. What stays here builds the oracle scenes only.
 """
 
 from __future__ import annotations
@@ -18,6 +24,11 @@ import functools
 from typing import NamedTuple, Optional
 
 import numpy as np
+from bench_scenes import icosphere as _icosphere
+from bench_scenes import soup as _soup
+from bench_scenes import (  # noqa: F401  (re-exported for the tests)
+    clip_positions, look_at, orbit_clip_positions, perspective, rotation, soup, to_clip, translation,
+)
 
 
 class Scene(NamedTuple):
@@ -33,86 +44,10 @@ class Scene(NamedTuple):
 # small geometry toolkit
 # ---------------------------------------------------------------------------
 
-def perspective(fovy_deg, aspect, near, far):
-    """OpenGL projection matrix (camera looks down -z; z_view=-near -> z_ndc=-1)."""
-    f = 1.0 / np.tan(np.radians(fovy_deg) / 2.0)
-    return np.array([
-        [f / aspect, 0, 0, 0],
-        [0, f, 0, 0],
-        [0, 0, (far + near) / (near - far), 2 * far * near / (near - far)],
-        [0, 0, -1, 0],
-    ], dtype=np.float64)
-
-
-def look_at(eye, target, up=(0.0, 1.0, 0.0)):
-    eye, target, up = (np.asarray(a, np.float64) for a in (eye, target, up))
-    f = target - eye
-    f /= np.linalg.norm(f)
-    s = np.cross(f, up)
-    s /= np.linalg.norm(s)
-    u = np.cross(s, f)
-    M = np.eye(4)
-    M[0, :3], M[1, :3], M[2, :3] = s, u, -f
-    M[:3, 3] = -M[:3, :3] @ eye
-    return M
-
-
-def rotation(axis, angle):
-    axis = np.asarray(axis, np.float64)
-    axis = axis / np.linalg.norm(axis)
-    x, y, z = axis
-    c, s = np.cos(angle), np.sin(angle)
-    C = 1 - c
-    R = np.eye(4)
-    R[:3, :3] = [[c + x * x * C, x * y * C - z * s, x * z * C + y * s],
-                 [y * x * C + z * s, c + y * y * C, y * z * C - x * s],
-                 [z * x * C - y * s, z * y * C + x * s, c + z * z * C]]
-    return R
-
-
-def translation(t):
-    M = np.eye(4)
-    M[:3, 3] = t
-    return M
-
-
-def to_clip(mvp, xyz):
-    xyz = np.asarray(xyz, np.float64)
-    h = np.concatenate([xyz, np.ones((len(xyz), 1))], axis=1)
-    return (h @ mvp.T).astype(np.float32)
-
-
 def icosphere(subdiv):
-    """Unit icosphere: start from an icosahedron, split every face in 4 and
-    push the new vertices onto the sphere, ``subdiv`` times.
-    Returns (verts [V,3] float64, faces [F,3] int32), F = 20 * 4**subdiv,
-    faces wound counter-clockwise seen from outside."""
-    t = (1.0 + 5.0 ** 0.5) / 2.0
-    verts = [(-1, t, 0), (1, t, 0), (-1, -t, 0), (1, -t, 0),
-             (0, -1, t), (0, 1, t), (0, -1, -t), (0, 1, -t),
-             (t, 0, -1), (t, 0, 1), (-t, 0, -1), (-t, 0, 1)]
-    verts = [np.array(v, np.float64) / np.linalg.norm(v) for v in verts]
-    faces = [(0, 11, 5), (0, 5, 1), (0, 1, 7), (0, 7, 10), (0, 10, 11),
-             (1, 5, 9), (5, 11, 4), (11, 10, 2), (10, 7, 6), (7, 1, 8),
-             (3, 9, 4), (3, 4, 2), (3, 2, 6), (3, 6, 8), (3, 8, 9),
-             (4, 9, 5), (2, 4, 11), (6, 2, 10), (8, 6, 7), (9, 8, 1)]
-    for _ in range(subdiv):
-        cache = {}
-
-        def mid(a, b):
-            key = (min(a, b), max(a, b))
-            if key not in cache:
-                m = verts[a] + verts[b]
-                verts.append(m / np.linalg.norm(m))
-                cache[key] = len(verts) - 1
-            return cache[key]
-
-        new = []
-        for a, b, c in faces:
-            ab, bc, ca = mid(a, b), mid(b, c), mid(c, a)
-            new += [(a, ab, ca), (b, bc, ab), (c, ca, bc), (ab, bc, ca)]
-        faces = new
-    return np.array(verts), np.array(faces, dtype=np.int32)
+    """Unit icosphere, ``(verts [V,3] float64, faces [F,3] int32)``, F = 20 * 4**subdiv, faces wound
+    counter-clockwise seen from outside (``bench_scenes.icosphere`` in float64)."""
+    return _icosphere(subdiv, dtype=np.float64)
 
 
 def _pix_ndc(j, n):
@@ -152,27 +87,6 @@ def _grid(H, W, step, first, rng, random_w, zfun):
                     t = (t[0], t[2], t[1])
                 tris.append(t)
     return pos.astype(np.float32), np.array(tris, dtype=np.int32)
-
-
-def _soup(rng, n, xy=1.2, zr=0.9, wr=(0.5, 2.0), size=None, zspread=None):
-    """Random triangles in clip space with w in ``wr`` (all in front).
-
-    z/w is uniform in [-zr, zr] per vertex, or, with ``zspread``, a random
-    per-triangle base plus at most +-zspread per vertex."""
-    if size is None:
-        p = rng.uniform(-xy, xy, size=(n, 3, 2))
-    else:
-        c = rng.uniform(-xy, xy, size=(n, 1, 2))
-        s = rng.uniform(size[0], size[1], size=(n, 1, 1))
-        p = c + s * rng.uniform(-1, 1, size=(n, 3, 2))
-    if zspread is None:
-        z = rng.uniform(-zr, zr, size=(n, 3, 1))
-    else:
-        z = rng.uniform(-zr, zr, size=(n, 1, 1)) + rng.uniform(-zspread, zspread, size=(n, 3, 1))
-    w = rng.uniform(wr[0], wr[1], size=(n, 3, 1))
-    pos = np.concatenate([p * w, z * w, w], axis=-1).reshape(-1, 4)
-    tri = np.arange(3 * n, dtype=np.int32).reshape(n, 3)
-    return pos.astype(np.float32), tri
 
 
 def _concat(parts):

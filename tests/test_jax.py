@@ -24,7 +24,7 @@ jax.config.update("jax_enable_x64", True)  # float64 for the gradient checks (fl
 import jax.numpy as jnp  # noqa: E402
 
 import rastlit.jax as rj  # noqa: E402
-from scenes import all_scenes, icosphere  # noqa: E402
+from scenes import all_scenes, clip_positions, icosphere, look_at, perspective  # noqa: E402
 
 torch = pytest.importorskip("torch")
 import rastlit  # noqa: E402
@@ -32,19 +32,16 @@ import rastlit  # noqa: E402
 
 def _sphere(views=2, subdiv=2, seed=0, dtype=np.float32):
     """An icosphere seen by `views` perspective cameras (clip positions), with colours and UVs."""
-    from scenes import look_at, perspective
-
     v, f = icosphere(subdiv)
     rng = np.random.default_rng(seed)
-    pos = []
+    mvps = []
     for b in range(views):
         a = 0.7 * b + 0.3
         eye = np.array([2.6 * np.sin(a), 0.4 + 0.2 * b, 2.6 * np.cos(a)])
-        mvp = perspective(45, 1.0, 0.5, 10) @ look_at(eye, np.zeros(3))
-        pos.append(np.concatenate([v, np.ones((len(v), 1))], 1) @ mvp.T)
+        mvps.append(perspective(45, 1.0, 0.5, 10) @ look_at(eye, np.zeros(3)))
     col = rng.uniform(0, 1, (len(v), 3))
     uv = np.stack([np.arctan2(v[:, 0], v[:, 2]) / (2 * np.pi) + 0.5, v[:, 1] * 0.5 + 0.5], 1)
-    return (np.asarray(pos, dtype), f.astype(np.int32), col.astype(dtype), uv.astype(dtype))
+    return (clip_positions(v, mvps, dtype), f, col.astype(dtype), uv.astype(dtype))
 
 
 def _t(x):

@@ -469,6 +469,7 @@ def test_simd_and_scalar_coverage_paths_agree_bitwise(tmp_path):
     code = f"""
 import sys, torch
 sys.path.insert(0, {str(Path(__file__).parent)!r})
+sys.path.insert(0, {str(Path(__file__).parent.parent / "benchmarks")!r})
 import rastlit, scenes
 out = {{}}
 for s in scenes.all_scenes():
