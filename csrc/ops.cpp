@@ -564,7 +564,7 @@ TextureShape check_texture_inputs(const at::Tensor& tex, at::TensorList mips, co
   TORCH_CHECK_VALUE(boundary_mode >= kTexWrap && boundary_mode <= kTexCube,
                     "boundary_mode must be 0 (wrap), 1 (clamp), 2 (zero) or 3 (cube), got ", boundary_mode);
   const bool cube = boundary_mode == kTexCube;
-  const int64_t fd = cube ? 1 : 0;  // dimensions before the texel rows: the face index for cube maps
+  const int64_t fd = tex_row_dim(int(boundary_mode)) - 1;  // dimensions before the texel rows: the cube face
   if (cube) {
     TORCH_CHECK_VALUE(tex.dim() == 5 && tex.size(1) == 6 && tex.size(4) >= 1,
                       "tex must have shape [B,6,S,S,C] (or [1,6,S,S,C]) for boundary_mode='cube': six square "
@@ -615,7 +615,7 @@ TextureShape check_texture_inputs(const at::Tensor& tex, at::TensorList mips, co
     check_same_device(m, tex, "mip levels", "tex");
   }
   if (uv_da.has_value()) {
-    check_image(*uv_da, "uv_da", s.num_views, s.height, s.width, cube ? 6 : 4);
+    check_image(*uv_da, "uv_da", s.num_views, s.height, s.width, tex_uv_da_width(int(boundary_mode)));
     check_same_dtype(*uv_da, tex, "uv_da", "tex");
     check_same_device(*uv_da, tex, "uv_da", "tex");
   }
@@ -654,9 +654,8 @@ TextureFwdParams<scalar_t> texture_params(const TextureShape& s, const TextureIn
   for (int k = 0; k < p.num_levels; ++k) {
     const at::Tensor& t = k == 0 ? in.tex : in.mips[k - 1];
     p.levels[k].data = t.data_ptr<scalar_t>();
-    const int64_t fd = boundary_mode == kTexCube ? 1 : 0;  // cube levels are [TB,6,S,S,C]
-    p.levels[k].height = int(t.size(1 + fd));
-    p.levels[k].width = int(t.size(2 + fd));
+    p.levels[k].height = int(t.size(tex_row_dim(int(boundary_mode))));  // cube levels are [TB,6,S,S,C]
+    p.levels[k].width = int(t.size(tex_row_dim(int(boundary_mode)) + 1));
   }
   p.tex_batch = s.tex_batch;
   p.channels = s.channels;

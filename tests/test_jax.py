@@ -137,6 +137,198 @@ def test_texture_construct_mip_matches_torch():
         _eq(a, b)
 
 
+# ----------------------------------------------------------------------------------- cube maps
+
+CUBE_FILTERS = ["nearest", "linear", "linear-mipmap-nearest", "linear-mipmap-linear"]
+
+
+def _cube_dirs(n, rng, dtype):
+    """n directions: a third random (lengths 0.1 to 10), a third on face edges (two components of
+    equal magnitude, the largest), a third on cube corners (all three equal), each exactly scaled
+    by a power of two so the ties stay ties; shuffled."""
+    k = n // 3
+    rand = rng.standard_normal((n - 2 * k, 3)) * 10 ** rng.uniform(-1, 1, (n - 2 * k, 1))
+    edge = np.empty((k, 3))
+    for i in range(k):
+        a, b = rng.choice(3, 2, replace=False)
+        c = 3 - a - b
+        edge[i, a], edge[i, b] = rng.choice([-1.0, 1.0], 2)
+        edge[i, c] = rng.uniform(-1, 1)
+    corner = rng.choice([-1.0, 1.0], (k, 3))
+    d = np.concatenate([rand, np.concatenate([edge, corner]) * 2.0 ** rng.integers(-3, 4, (2 * k, 1))])
+    return d[rng.permutation(n)].astype(dtype)
+
+
+def _cube_case(dtype, tb=1, views=2, h=6, w=5, size=8, seed=0):
+    rng = np.random.default_rng(seed)
+    tex = rng.uniform(0, 1, (tb, 6, size, size, 3)).astype(dtype)
+    uv = _cube_dirs(views * h * w, rng, dtype).reshape(views, h, w, 3)
+    lengths = np.linalg.norm(uv, axis=-1, keepdims=True)
+    uv_da = (rng.standard_normal((views, h, w, 6)) * 10 ** rng.uniform(-1.5, 0.5, (views, h, w, 1)) * lengths)
+    bias = rng.uniform(-1, 1, (views, h, w))
+    return tex, uv, uv_da.astype(dtype), bias.astype(dtype), rng
+
+
+def _checked_nonzero(*arrays):
+    for a in arrays:  # a parity check of all-zero arrays would prove nothing
+        assert np.abs(np.asarray(a)).sum() > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("filter_mode", CUBE_FILTERS)
+@pytest.mark.parametrize("tb", [1, 2])
+def test_texture_cube_matches_torch_bitwise(filter_mode, dtype, tb):
+    """Cube-map output and the VJP (random cotangent) to tex, uv, uv_da and the bias, against the
+    torch op with autograd through its pyramid: bitwise, directions on face edges and corners
+    included."""
+    tex, uv, uv_da, bias, rng = _cube_case(dtype, tb=tb, seed=10 + tb)
+    mipmapped = "mipmap" in filter_mode
+    args = (tex, uv, uv_da, bias) if mipmapped else (tex, uv)
+    kw = dict(filter_mode=filter_mode, boundary_mode="cube")
+
+    def f_jax(*a):
+        return rj.texture(*a, **kw)
+
+    out, vjp = jax.vjp(f_jax, *map(jnp.asarray, args))
+    targs = [_t(a).requires_grad_() for a in args]
+    out_t = rastlit.texture(*targs, **kw)
+    _eq(out, out_t.detach(), "cube output")
+    g = rng.standard_normal(out.shape).astype(dtype)
+    grads = vjp(jnp.asarray(g))
+    grads_t = torch.autograd.grad(out_t, targs, _t(g), allow_unused=True)
+    names = ("tex", "uv", "uv_da", "mip_level_bias")
+    for name, a, b in zip(names, grads, grads_t):
+        b = np.zeros(a.shape, a.dtype) if b is None else b.numpy()
+        _eq(a, b, f"grad {name}")
+    _checked_nonzero(out, grads[0])
+    if filter_mode != "nearest":
+        _checked_nonzero(grads[1])  # the direction gets a gradient in the filtered modes
+    if filter_mode == "linear-mipmap-linear":
+        _checked_nonzero(grads[2], grads[3])
+    # jit == eager, forward and VJP
+    out_j, vjp_j = jax.jit(lambda *a: jax.vjp(f_jax, *a))(*map(jnp.asarray, args))
+    _eq(out_j, out, "jit output")
+    for name, a, b in zip(names, jax.jit(vjp_j)(jnp.asarray(g)), grads):
+        _eq(a, b, f"jit grad {name}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_texture_cube_with_a_given_pyramid_and_bias_only(dtype):
+    """mip= from texture_construct_mip (per face), mip_level_bias alone, max_mip_level."""
+    tex, uv, _, bias, rng = _cube_case(dtype, size=16, seed=3)
+    for kw in (dict(filter_mode="linear-mipmap-linear"), dict(filter_mode="linear-mipmap-nearest", max_mip_level=2)):
+        mip_j = rj.texture_construct_mip(jnp.asarray(tex), cube_mode=True)
+        mip_t = rastlit.texture_construct_mip(_t(tex), cube_mode=True)
+        out = rj.texture(jnp.asarray(tex), jnp.asarray(uv), mip_level_bias=jnp.asarray(bias * 3), mip=mip_j,
+                         boundary_mode="cube", **kw)
+        out_t = rastlit.texture(_t(tex), _t(uv), mip_level_bias=_t(bias * 3), mip=mip_t, boundary_mode="cube", **kw)
+        _eq(out, out_t, str(kw))
+        _checked_nonzero(out)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_texture_construct_mip_cube_matches_torch(dtype):
+    tex = np.random.default_rng(4).uniform(0, 1, (2, 6, 16, 16, 3)).astype(dtype)
+    for kw in (dict(), dict(cube_mode=True), dict(max_mip_level=2)):
+        a = rj.texture_construct_mip(jnp.asarray(tex), **kw)
+        b = rastlit.texture_construct_mip(_t(tex), **kw)
+        assert len(a) == len(b) == kw.get("max_mip_level", 4)
+        for k, (x, y) in enumerate(zip(a, b)):
+            assert x.shape == (2, 6, 16 >> (k + 1), 16 >> (k + 1), 3)
+            _eq(x, y, f"cube level {k + 1} {kw}")
+    # each face on its own: face 2's pyramid is the 2D pyramid of face 2
+    for x, y in zip(rj.texture_construct_mip(jnp.asarray(tex)), rj.texture_construct_mip(jnp.asarray(tex[:, 2]))):
+        _eq(x[:, 2], y)
+
+
+def test_vmap_texture_cube():
+    """vmap over a cube map (shared by the views) and over the directions, with mipmaps: one
+    kernel call, equal to a loop."""
+    tex, uv, uv_da, _, rng = _cube_case(np.float32, seed=7)
+    TEX = jnp.asarray(rng.uniform(0, 1, (3, *tex.shape)).astype(np.float32))
+    UV = jnp.asarray(np.stack([uv, -uv, uv[..., ::-1]]))
+
+    def f(tex, uv):
+        return jnp.sum(rj.texture(tex, uv, jnp.asarray(uv_da), filter_mode="linear-mipmap-linear",
+                                  boundary_mode="cube") ** 2)
+
+    vals, grads = jax.vmap(jax.value_and_grad(f, argnums=(0, 1)))(TEX, UV)
+    text = str(jax.make_jaxpr(jax.vmap(jax.grad(f, argnums=(0, 1))))(TEX, UV))
+    assert "while" not in text and text.count("rastlit_texture_bwd") == 1
+    for i in range(3):
+        v, (gt, gu) = jax.value_and_grad(f, argnums=(0, 1))(TEX[i], UV[i])
+        np.testing.assert_allclose(vals[i], v, rtol=1e-6)
+        _eq(grads[1][i], gu, "vmap grad uv")  # per view: the same kernel arithmetic
+        # the shared cube map's gradient: the views' parts summed after the kernel (another order)
+        np.testing.assert_allclose(grads[0][i], gt, rtol=1e-5, atol=1e-6 * float(jnp.abs(gt).max()))
+        _checked_nonzero(gt, gu)
+
+
+def test_texture_cube_bad_input_is_named_at_trace_time():
+    tex, uv, uv_da, bias, _ = _cube_case(np.float32)
+    T, U, D, Bi = map(jnp.asarray, (tex, uv, uv_da, bias))
+    cube = dict(boundary_mode="cube")
+    bad = [
+        (dict(tex=T[:, :5]), r"tex must have shape \[B,6,S,S,C\] \(or \[1,6,S,S,C\]\) for boundary_mode='cube'"),
+        (dict(tex=T[0]), r"tex must have shape \[B,6,S,S,C\]"),
+        (dict(tex=T[:, :, :, :4]), r"tex must have square cube faces \(shape \[B,6,S,S,C\] with S >= 1\), got "
+                                   r"\[1, 6, 8, 4, 3\]"),
+        (dict(uv=U[..., :2]), r"uv must have shape \[B,H,W,3\] \(direction vectors\) for boundary_mode='cube'"),
+        (dict(uv_da=D[..., :4], filter_mode="linear-mipmap-linear"), r"uv_da must have shape \[2,6,5,6\]"),
+        (dict(tex=jnp.concatenate([T] * 3)), r"tex must have shape \[1,6,S,S,C\] or \[B,6,S,S,C\] with B = "
+                                             r"uv.shape\[0\] = 2"),
+        (dict(mip=rj.texture_construct_mip(T[:, :, :4, :4]), filter_mode="linear-mipmap-linear", uv_da=D),
+         r"mip level 1 must have shape \[1,6,4,4,3\] \(each face of the previous level halved\)"),
+        (dict(uv=U.astype(jnp.float64)), "uv must have the dtype of tex"),
+    ]
+    for over, msg in bad:
+        kw = dict(tex=T, uv=U, **cube)
+        kw.update(over)
+        with pytest.raises(ValueError if "dtype" not in msg else TypeError, match=msg):
+            rj.texture(**kw)
+        # the torch op says the same
+        tkw = {k: ([_t(np.asarray(m)) for m in v] if k == "mip" else _t(np.asarray(v))) if not isinstance(v, str)
+               else v for k, v in kw.items()}
+        with pytest.raises((ValueError, TypeError), match=msg.replace("\\[1, 6, 8, 4, 3\\]", "")):
+            rastlit.texture(**tkw)
+    # a cube map without boundary_mode='cube', and uv directions with a 2D texture
+    with pytest.raises(ValueError, match=r"a \[B,6,S,S,C\] cube map needs boundary_mode='cube'"):
+        rj.texture(T, U)
+    with pytest.raises(ValueError, match=r"uv must have shape \[B,H,W,2\]"):
+        rj.texture(T[:, 0], U)
+    with pytest.raises(ValueError, match=r"with cube_mode=True, got \(1, 6, 8, 4, 3\)"):
+        rj.texture_construct_mip(T[:, :, :, :4])
+    with pytest.raises(ValueError, match=r"with cube_mode=True"):
+        rj.texture_construct_mip(T[:, 0], cube_mode=True)
+
+
+def test_texture_handler_checks_the_cube_layout():
+    """The FFI handler itself refuses buffers that do not fit the boundary mode (what the Python
+    checks guarantee, checked again where the kernel indexes), and bad modes with the torch text."""
+    from rastlit.jax import _ops
+
+    def call(tex, uv, boundary, filter_mode=1):
+        out = _ops._sds((*uv.shape[:3], tex.shape[-1]), tex.dtype)
+        e = _ops._empty(tex.dtype)
+        return jax.block_until_ready(_ops._ffi("texture_fwd", (out,), tex, uv, e, e, filter=np.int64(filter_mode),
+                                               boundary=np.int64(boundary)))
+
+    t5, t4 = jnp.ones((1, 6, 4, 4, 2), jnp.float32), jnp.ones((1, 4, 4, 2), jnp.float32)
+    u3, u2 = jnp.ones((1, 3, 3, 3), jnp.float32), jnp.ones((1, 3, 3, 2), jnp.float32)
+    _eq(call(t5, u3, 3)[0], np.ones((1, 3, 3, 2), np.float32))  # the layout it accepts
+    with pytest.raises(Exception, match=r"tex must have shape \[B,6,S,S,C\] for boundary_mode='cube'"):
+        call(t4, u3, 3)
+    with pytest.raises(Exception, match=r"uv must have shape \[B,H,W,3\]"):
+        call(t5, u2, 3)
+    with pytest.raises(Exception, match=r"tex must have shape \[B,Ht,Wt,C\]"):
+        call(t5, u2, 0)
+    with pytest.raises(Exception, match=r"boundary_mode must be 0 \(wrap\), 1 \(clamp\), 2 \(zero\) or 3 \(cube\), "
+                                        r"got 4"):
+        call(t4, u2, 4)
+    with pytest.raises(Exception, match=r"filter_mode must be 0 \(nearest\).* got 7"):
+        call(t4, u2, 0, filter_mode=7)
+
+
 # -------------------------------------------------------------------------------- gradients
 
 def _central_diff_check(f, x, n=12, eps=1e-6, seed=0, rtol=1e-5, atol=1e-8):

@@ -223,16 +223,35 @@ ffi::Error interpolate_bwd(B& be, ffi::AnyBuffer attr, ffi::AnyBuffer rast, ffi:
 
 // -------------------------------------------------------------------------------------- texture
 // tex [TB,Ht,Wt,C], uv [B,H,W,2], uv_da [B,H,W,4] or empty, bias [B,H,W] or empty, then the mip
-// levels below tex (built by the caller) as the remaining arguments.
+// levels below tex (built by the caller) as the remaining arguments. Cube maps (boundary 3): tex
+// and the levels [TB,6,S,S,C], uv [B,H,W,3], uv_da [B,H,W,6] (texture.h's layout helpers, as the
+// torch op). The shapes are checked in Python; the ranks and widths that the kernel's indexing
+// relies on are checked again here, so a mismatched call fails instead of reading out of bounds.
 
 template <typename T, typename B>
 ffi::Error texture_params(B& be, TextureFwdParams<T>& p, ffi::AnyBuffer tex, ffi::AnyBuffer uv, ffi::AnyBuffer uv_da,
                           ffi::AnyBuffer bias, ffi::RemainingArgs mips, int64_t filter, int64_t boundary) {
   if (mips.size() + 1 > size_t(kMaxTextureLevels)) return invalid("texture: too many mip levels");
-  if (boundary < kTexWrap || boundary > kTexZero)  // cube maps are not wired for JAX (2D buffers only)
-    return invalid("texture: boundary must be 0 (wrap), 1 (clamp) or 2 (zero) in rastlit.jax");
+  if (filter < kTexNearest || filter > kTexLinearMipmapLinear)
+    return invalid("filter_mode must be 0 (nearest), 1 (linear), 2 (linear-mipmap-nearest) or 3 "
+                   "(linear-mipmap-linear), got " + std::to_string(filter));
+  if (boundary < kTexWrap || boundary > kTexCube)
+    return invalid("boundary_mode must be 0 (wrap), 1 (clamp), 2 (zero) or 3 (cube), got " +
+                   std::to_string(boundary));
+  const int bm = int(boundary);
+  const int row = tex_row_dim(bm);
   const auto td = tex.dimensions();
   const auto ud = uv.dimensions();
+  if (int(td.size()) != tex_level_rank(bm))
+    return invalid(bm == kTexCube ? "texture: tex must have shape [B,6,S,S,C] for boundary_mode='cube'"
+                                  : "texture: tex must have shape [B,Ht,Wt,C]");
+  if (bm == kTexCube && (td[1] != 6 || td[2] != td[3]))
+    return invalid("texture: tex must have six square cube faces (shape [B,6,S,S,C])");
+  if (ud.size() != 4 || ud[3] != tex_uv_width(bm))
+    return invalid("texture: uv must have shape [B,H,W," + std::to_string(tex_uv_width(bm)) + "]");
+  if (uv_da.element_count() &&
+      (uv_da.dimensions().size() != 4 || uv_da.dimensions()[3] != tex_uv_da_width(bm)))
+    return invalid("texture: uv_da must have shape [B,H,W," + std::to_string(tex_uv_da_width(bm)) + "]");
   p.num_levels = 1 + int(mips.size());
   for (int k = 0; k < p.num_levels; ++k) {
     ffi::AnyBuffer level = tex;
@@ -242,12 +261,13 @@ ffi::Error texture_params(B& be, TextureFwdParams<T>& p, ffi::AnyBuffer tex, ffi
       level = *m;
     }
     const auto ld = level.dimensions();
+    if (int(ld.size()) != tex_level_rank(bm)) return invalid("texture: a mip level has the wrong rank");
     p.levels[k].data = static_cast<const T*>(level.untyped_data());
-    p.levels[k].height = int(ld[1]);
-    p.levels[k].width = int(ld[2]);
+    p.levels[k].height = int(ld[row]);
+    p.levels[k].width = int(ld[row + 1]);
   }
   p.tex_batch = td[0];
-  p.channels = td[3];
+  p.channels = td[row + 2];
   p.uv = data<T>(uv);
   p.uv_da = data<T>(uv_da);
   p.bias = data<T>(bias);

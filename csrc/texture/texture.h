@@ -39,6 +39,14 @@ enum TextureBoundary : int {
 // Level 0 (the texture) plus at most 15 reduced levels: a full pyramid of a 32768-texel side.
 constexpr int kMaxTextureLevels = 16;
 
+// Buffer layouts by boundary mode, for the bindings (torch ops and XLA FFI handlers) that fill
+// the params: a level is [TB, Ht, Wt, C] (cube: [TB, 6, S, S, C], the face before the rows), uv
+// [B,H,W,2] (cube: 3) and uv_da [B,H,W,4] (cube: 6).
+constexpr int tex_level_rank(int boundary) { return boundary == kTexCube ? 5 : 4; }
+constexpr int tex_row_dim(int boundary) { return boundary == kTexCube ? 2 : 1; }  // rows; columns follow
+constexpr int tex_uv_width(int boundary) { return boundary == kTexCube ? 3 : 2; }
+constexpr int tex_uv_da_width(int boundary) { return boundary == kTexCube ? 6 : 4; }
+
 template <typename T>
 struct TextureLevel {
   const T* data;  // [tex_batch, height, width, channels] (cube: [tex_batch, 6, height, width, channels])

@@ -356,16 +356,27 @@ _interpolate.defvjp(_interpolate_fwd, _interpolate_bwd, symbolic_zeros=True)
 # ------------------------------------------------------------------------------------ texture
 
 _TEXTURE_FILTERS = {"nearest": 0, "linear": 1, "linear-mipmap-nearest": 2, "linear-mipmap-linear": 3}
-_TEXTURE_BOUNDARIES = {"wrap": 0, "clamp": 1, "zero": 2}
+_TEXTURE_BOUNDARIES = {"wrap": 0, "clamp": 1, "zero": 2, "cube": 3}
+_CUBE = _TEXTURE_BOUNDARIES["cube"]
 
 
-def texture_construct_mip(tex, max_mip_level: int | None = None) -> list:
-    """The mip pyramid below ``tex`` ``[B,Ht,Wt,C]``, level 1 first (2x2 box averages, as
-    :func:`rastlit.texture_construct_mip`), built with jnp ops so gradients flow to ``tex``."""
+def texture_construct_mip(tex, max_mip_level: int | None = None, cube_mode: bool | None = None) -> list:
+    """The mip pyramid below ``tex`` ``[B,Ht,Wt,C]``, or below a cube map ``[B,6,S,S,C]``
+    (``cube_mode``; None takes it from the shape, 5 dimensions: each face reduced on its own),
+    level 1 first (2x2 box averages, as :func:`rastlit.texture_construct_mip`, bitwise), built with
+    jnp ops so gradients flow to ``tex``."""
     tex = _float(tex, "tex")
+    cube_mode = tex.ndim == 5 if cube_mode is None else _limits.flag(cube_mode, "cube_mode")
+    limit = _limits.max_mip_level(max_mip_level)
+    if cube_mode:
+        if tex.ndim != 5 or tex.shape[1] != 6 or tex.shape[2] != tex.shape[3]:
+            raise ValueError(f"tex must have shape [B,6,S,S,C] (six square faces) with cube_mode=True, got "
+                             f"{tuple(tex.shape)}")
+        b, _, size, _, c = tex.shape
+        flat = texture_construct_mip(tex.reshape(b * 6, size, size, c), limit, cube_mode=False)
+        return [m.reshape(b, 6, m.shape[1], m.shape[2], c) for m in flat]
     if tex.ndim != 4:
         raise ValueError(f"tex must have shape [B,Ht,Wt,C], got {list(tex.shape)}")
-    limit = _limits.max_mip_level(max_mip_level)
     limit = MAX_MIP_LEVELS if limit is None else limit
     levels, cur = [], tex
     h, w = tex.shape[1], tex.shape[2]
@@ -387,36 +398,80 @@ def texture_construct_mip(tex, max_mip_level: int | None = None) -> list:
     return levels
 
 
+def _check_texture_shapes(tex, uv, cube: bool):
+    """The torch op's shape checks of tex and uv (csrc/ops.cpp, check_texture_inputs), same texts."""
+    if cube:
+        if tex.ndim != 5 or tex.shape[1] != 6 or tex.shape[4] < 1:
+            raise ValueError("tex must have shape [B,6,S,S,C] (or [1,6,S,S,C]) for boundary_mode='cube': six square "
+                             f"faces in the order +x,-x,+y,-y,+z,-z, C >= 1; got {list(tex.shape)}")
+        if tex.shape[2] != tex.shape[3] or tex.shape[2] < 1:
+            raise ValueError(f"tex must have square cube faces (shape [B,6,S,S,C] with S >= 1), got {list(tex.shape)}")
+        if tex.shape[2] > 2 * MAX_RESOLUTION:
+            raise ValueError(f"tex faces must be at most {2 * MAX_RESOLUTION} texels on a side, got {list(tex.shape)}")
+        if uv.ndim != 4 or uv.shape[3] != 3:
+            raise ValueError(f"uv must have shape [B,H,W,3] (direction vectors) for boundary_mode='cube', got "
+                             f"{list(uv.shape)}")
+    else:
+        if tex.ndim != 4 or min(tex.shape[1:]) < 1:
+            hint = " (a [B,6,S,S,C] cube map needs boundary_mode='cube')" if tex.ndim == 5 else ""
+            raise ValueError(f"tex must have shape [B,Ht,Wt,C] (or [1,Ht,Wt,C]) with Ht, Wt, C >= 1, got "
+                             f"{list(tex.shape)}{hint}")
+        if uv.ndim != 4 or uv.shape[3] != 2:
+            raise ValueError(f"uv must have shape [B,H,W,2], got {list(uv.shape)}")
+    _same_dtype(uv, tex, "uv", "tex")
+    b = uv.shape[0]
+    if tex.shape[0] not in (1, b):
+        what = "[1,6,S,S,C] or [B,6,S,S,C]" if cube else "[1,Ht,Wt,C] or [B,Ht,Wt,C]"
+        raise ValueError(f"tex must have shape {what} with B = uv.shape[0] = {b}, got {list(tex.shape)}")
+
+
+def _check_mips(tex, mips, cube: bool):
+    """Each level the previous one halved (per face for cube maps), as the torch op checks."""
+    if len(mips) > MAX_MIP_LEVELS:
+        raise ValueError(f"at most {MAX_MIP_LEVELS} mip levels are supported, got {len(mips)}; pass max_mip_level")
+    fd = 1 if cube else 0
+    tb, c = tex.shape[0], tex.shape[-1]
+    lh, lw = tex.shape[1 + fd], tex.shape[2 + fd]
+    for k, m in enumerate(mips):
+        m = _float(m, f"mip[{k}]")
+        if lh == 1 and lw == 1:
+            raise ValueError(f"mip level {k + 1} is one too many: level {k} is already 1x1")
+        if lh > 1 and lh % 2:
+            raise ValueError(f"mip level {k} has height {lh}, which cannot be halved")
+        if lw > 1 and lw % 2:
+            raise ValueError(f"mip level {k} has width {lw}, which cannot be halved")
+        lh, lw = max(lh // 2, 1), max(lw // 2, 1)
+        shape = (tb, 6, lh, lw, c) if cube else (tb, lh, lw, c)
+        if tuple(m.shape) != shape:
+            what, how = (("each face of the previous level halved", "texture_construct_mip(tex, cube_mode=True)")
+                         if cube else ("each side > 1 of the previous level halved", "texture_construct_mip(tex)"))
+            raise ValueError(f"mip level {k + 1} must have shape [{','.join(map(str, shape))}] ({what}), got "
+                             f"{list(m.shape)}; build it with {how}")
+        _same_dtype(m, tex, "mip levels", "tex")
+
+
 def texture(tex, uv, uv_da=None, mip_level_bias=None, mip=None, filter_mode: str = "auto",
             boundary_mode: str = "wrap", max_mip_level: int | None = None):
     """Sample ``tex`` ``[B,Ht,Wt,C]`` or ``[1,Ht,Wt,C]`` at ``uv`` ``[B,H,W,2]``, as
     :func:`rastlit.texture` (same filter and boundary modes; the mipmap modes need ``uv_da``
-    ``[B,H,W,4]`` or ``mip_level_bias`` ``[B,H,W]``). Differentiable in ``tex`` (through the
-    pyramid), ``uv``, and in trilinear mode ``uv_da`` and ``mip_level_bias``."""
+    ``[B,H,W,4]`` or ``mip_level_bias`` ``[B,H,W]``). With ``boundary_mode='cube'``: ``tex`` a
+    cube map ``[B,6,S,S,C]`` or ``[1,6,S,S,C]`` (faces +x, -x, +y, -y, +z, -z), ``uv`` ``[B,H,W,3]``
+    lookup directions and ``uv_da`` ``[B,H,W,6]``, as the torch op. Differentiable in ``tex``
+    (through the pyramid), ``uv``, and in trilinear mode ``uv_da`` and ``mip_level_bias``."""
     if filter_mode == "auto":
         filter_mode = "linear-mipmap-linear" if (uv_da is not None or mip_level_bias is not None) else "linear"
-    if boundary_mode == "cube":
-        raise NotImplementedError("texture: boundary_mode='cube' (cube maps) is not supported yet; use 'wrap', "
-                                  "'clamp' or 'zero'")
     if filter_mode not in _TEXTURE_FILTERS:
         raise ValueError(f"filter_mode must be one of 'auto', {', '.join(map(repr, _TEXTURE_FILTERS))}; got "
                          f"{filter_mode!r}")
     if boundary_mode not in _TEXTURE_BOUNDARIES:
         raise ValueError(f"boundary_mode must be one of {', '.join(map(repr, _TEXTURE_BOUNDARIES))}; got "
                          f"{boundary_mode!r}")
+    cube = boundary_mode == "cube"
     max_mip_level = _limits.max_mip_level(max_mip_level)
     tex = _float(tex, "tex")
     uv = _float(uv, "uv")
-    if tex.ndim != 4 or min(tex.shape[1:]) < 1:
-        raise ValueError(f"tex must have shape [B,Ht,Wt,C] (or [1,Ht,Wt,C]) with Ht, Wt, C >= 1, got "
-                         f"{list(tex.shape)}")
-    if uv.ndim != 4 or uv.shape[3] != 2:
-        raise ValueError(f"uv must have shape [B,H,W,2], got {list(uv.shape)}")
-    _same_dtype(uv, tex, "uv", "tex")
+    _check_texture_shapes(tex, uv, cube)
     b, h, w = uv.shape[:3]
-    if tex.shape[0] not in (1, b):
-        raise ValueError(f"tex must have shape [1,Ht,Wt,C] or [B,Ht,Wt,C] with B = uv.shape[0] = {b}, got "
-                         f"{list(tex.shape)}")
     mipmapped = "mipmap" in filter_mode
     if mipmapped and max_mip_level == 0:
         filter_mode, mipmapped = "linear", False  # as documented (and as nvdiffrast): no levels
@@ -425,24 +480,15 @@ def texture(tex, uv, uv_da=None, mip_level_bias=None, mip=None, filter_mode: str
     if not mipmapped:
         mips, uv_da, mip_level_bias = [], None, None
     elif mip is None:
-        mips = texture_construct_mip(tex, max_mip_level)
+        mips = texture_construct_mip(tex, max_mip_level, cube_mode=cube)
     else:
         if not isinstance(mip, (list, tuple)):
             raise TypeError("mip must be the list of arrays that texture_construct_mip(tex) returns")
         mips = list(mip)[:max_mip_level] if max_mip_level is not None else list(mip)
-    if len(mips) > MAX_MIP_LEVELS:
-        raise ValueError(f"at most {MAX_MIP_LEVELS} mip levels are supported, got {len(mips)}; pass max_mip_level")
-    lh, lw = tex.shape[1], tex.shape[2]
-    for k, m in enumerate(mips):
-        m = _float(m, f"mip[{k}]")
-        lh, lw = max(lh // 2, 1), max(lw // 2, 1)
-        if tuple(m.shape) != (tex.shape[0], lh, lw, tex.shape[3]):
-            raise ValueError(f"mip level {k + 1} must have shape [{tex.shape[0]},{lh},{lw},{tex.shape[3]}], got "
-                             f"{list(m.shape)}; build it with texture_construct_mip(tex)")
-        _same_dtype(m, tex, "mip levels", "tex")
+    _check_mips(tex, mips, cube)
     if uv_da is not None:
         uv_da = _float(uv_da, "uv_da")
-        _image(uv_da, "uv_da", b, h, w, 4)
+        _image(uv_da, "uv_da", b, h, w, 6 if cube else 4)
         _same_dtype(uv_da, tex, "uv_da", "tex")
     else:
         uv_da = _empty(tex.dtype)
@@ -462,10 +508,15 @@ def _texture(tex, uv, uv_da, bias, mips, modes):
     return _texture_fwd_call(tex, uv, uv_da, bias, mips, modes)
 
 
+def _texture_rank(modes) -> int:
+    return 5 if modes[1] == _CUBE else 4  # the full rank of tex and its levels ("P" under vmap)
+
+
 def _texture_fwd_call(tex, uv, uv_da, bias, mips, modes):
-    (res,) = _call("texture_fwd", lambda tex, uv, *_: (_sds((*uv.shape[:3], tex.shape[3]), tex.dtype),),
+    r = _texture_rank(modes)
+    (res,) = _call("texture_fwd", lambda tex, uv, *_: (_sds((*uv.shape[:3], tex.shape[-1]), tex.dtype),),
                    tex, uv, uv_da, bias, *mips, kinds=("P", "V", "E", "E") + ("P",) * len(mips),
-                   fulls=(4, 0, 0, 0) + (4,) * len(mips), filter=np.int64(modes[0]), boundary=np.int64(modes[1]))
+                   fulls=(r, 0, 0, 0) + (r,) * len(mips), filter=np.int64(modes[0]), boundary=np.int64(modes[1]))
     return res
 
 
@@ -477,15 +528,15 @@ def _texture_fwd(tex, uv, uv_da, bias, mips, modes):
 
 def _texture_bwd(modes, saved, g_out):
     tex, uv, uv_da, bias, mips = saved
-    g_out = jnp.zeros((*uv.shape[:3], tex.shape[3]), tex.dtype) if _is_zero(g_out) else g_out
-    k = len(mips)
+    g_out = jnp.zeros((*uv.shape[:3], tex.shape[-1]), tex.dtype) if _is_zero(g_out) else g_out
+    k, r = len(mips), _texture_rank(modes)
 
     def outs(tex, uv, uv_da, bias, g_out, *mips):
         return tuple(_sds(x.shape, x.dtype) for x in (tex, uv, uv_da, bias, *mips))
 
     g = _call("texture_bwd", outs, tex, uv, uv_da, bias, g_out, *mips, kinds=("P", "V", "E", "E", "V") + ("P",) * k,
               out_kinds=(("G", 0), "V", "V", "V") + tuple(("G", 5 + i) for i in range(k)),
-              fulls=(4, 0, 0, 0, 0) + (4,) * k, filter=np.int64(modes[0]), boundary=np.int64(modes[1]))
+              fulls=(r, 0, 0, 0, 0) + (r,) * k, filter=np.int64(modes[0]), boundary=np.int64(modes[1]))
     return g[0], g[1], g[2], g[3], tuple(g[4:])
 
 
