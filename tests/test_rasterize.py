@@ -462,7 +462,7 @@ def test_simd_and_scalar_coverage_paths_agree_bitwise(tmp_path):
     give the same rast and rast_db, bit for bit, on the oracle scenes, a dense icosphere, and random
     soups built to hit the SIMD paths' edges: vertices snapped to pixel centres and pixel edges
     (axis-aligned edges, centres exactly on edges), w over 2^-10..2^10, vertices outside the slab,
-    behind the camera, NaN and inf."""
+    behind the camera, NaN and inf, and tiny triangles (the 4-pixel box path)."""
     import subprocess
     import sys
 
@@ -476,10 +476,15 @@ for s in scenes.all_scenes():
     r = None if s.ranges is None else torch.from_numpy(s.ranges)
     out[s.name] = torch.cat(rastlit.rasterize(torch.from_numpy(s.pos), torch.from_numpy(s.tri), (s.H, s.W), ranges=r), -1)
 g = torch.Generator().manual_seed(0)
-for case in range(20):
+for case in range(24):
     H, W = [(16, 16), (37, 23), (64, 128), (128, 128)][case % 4]
-    n, kind = 300, case % 5
+    n, kind = 300, case % 6
     xy = torch.rand(n * 3, 2, generator=g) * 2.4 - 1.2
+    if kind == 5:  # tiny triangles (boxes of a few pixels), corners snapped to pixel centres
+        step = torch.tensor([2.0 / W, 2.0 / H])
+        centre = torch.round(xy[0::3] / step) * step + step / 2
+        off = torch.randint(-2, 3, (n * 3, 2), generator=g) * step / 2
+        xy = centre.repeat_interleave(3, 0) + off
     if kind in (1, 2):
         step = torch.tensor([2.0 / W, 2.0 / H]) / (2 if kind == 2 else 1)
         xy = torch.round(xy / step) * step + (step / 2 if kind == 1 else 0)

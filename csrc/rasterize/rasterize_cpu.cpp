@@ -349,6 +349,48 @@ __attribute__((target("avx2"))) void setup_triangles4_avx2(const float* pos, con
   }
 }
 
+// A box of at most 4 pixels (most triangles of a dense mesh at a low resolution) in one 4-wide
+// step: lane k is pixel (x0 + k % w, y0 + k / w), its edge values c.x X + (c.y Y + c.z) as
+// coverage_fast forms them (the row part per lane instead of per row), so the same answers;
+// then zbuffer_pixel for the pixels found inside or undecided.
+template <typename T>
+__attribute__((target("avx2"))) void zbuffer_small_box_avx2(const TriangleSetup<T>& s, const TriangleVertices<T>& tv,
+                                                            int x0, int x1, int y0, int y1, int tx0, int ty0, int TS,
+                                                            const T* px, const double* pxd, const T* py, int W,
+                                                            const T* peel, int64_t global_id, T* zbuf, int32_t* ibuf,
+                                                            int32_t t) {
+  const int w = x1 - x0 + 1, n = w * (y1 - y0 + 1);
+  // Lane k -> pixel, for the box widths 1..4 (lanes past n repeat a pixel and are masked off).
+  static const unsigned char kDx[4][4] = {{0, 0, 0, 0}, {0, 1, 0, 1}, {0, 1, 2, 0}, {0, 1, 2, 3}};
+  static const unsigned char kDy[4][4] = {{0, 1, 2, 3}, {0, 0, 1, 1}, {0, 0, 0, 1}, {0, 0, 0, 0}};
+  int lx[4], ly[4];
+  alignas(32) double X[4], Y[4];
+  for (int k = 0; k < 4; ++k) {
+    lx[k] = x0 + kDx[w - 1][k];
+    ly[k] = std::min(y0 + int(kDy[w - 1][k]), y1);
+    X[k] = pxd[lx[k]];
+    Y[k] = double(py[ly[k]]);
+  }
+  const __m256d Xv = _mm256_load_pd(X), Yv = _mm256_load_pd(Y);
+  __m256d in = _mm256_castsi256_pd(_mm256_set1_epi64x(-1)), out = _mm256_setzero_pd();
+  for (int i = 0; i < 3; ++i) {
+    const __m256d r = _mm256_add_pd(_mm256_mul_pd(_mm256_set1_pd(s.c[i].y), Yv), _mm256_set1_pd(s.c[i].z));
+    const __m256d e = _mm256_add_pd(_mm256_mul_pd(_mm256_set1_pd(s.c[i].x), Xv), r);
+    in = _mm256_and_pd(in, _mm256_cmp_pd(e, _mm256_set1_pd(s.bound[i]), _CMP_GT_OQ));
+    out = _mm256_or_pd(out, _mm256_cmp_pd(e, _mm256_set1_pd(-s.bound[i]), _CMP_LT_OQ));
+  }
+  const int inside = _mm256_movemask_pd(in);
+  int todo = ((1 << n) - 1) & ~(_mm256_movemask_pd(out) & ~inside);
+  while (todo) {
+    const int k = __builtin_ctz(todo);
+    todo &= todo - 1;
+    EdgeRow<T> row;
+    edge_row(s, py[ly[k]], &row);
+    zbuffer_pixel(s, row, ((inside >> k) & 1) ? 1 : -1, tv, px[lx[k]], py[ly[k]], lx[k], ly[k], W, peel, global_id,
+                  (ly[k] - ty0) * TS + (lx[k] - tx0), zbuf, ibuf, t);
+  }
+}
+
 bool use_avx2() {
   static const bool yes = __builtin_cpu_supports("avx2") && std::getenv("RASTLIT_NO_SIMD") == nullptr;
   return yes;
@@ -440,8 +482,12 @@ void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<Trian
       const TriangleVertices<T> tv{pos, tri + 3 * int64_t(t)};
 #ifdef RL_X86_SIMD
       if (use_avx2()) {
-        zbuffer_triangle_avx2(s, tv, x0, x1, y0, y1, tx0, ty0, TS, px.data(), pxd.data(), py.data(), W, peel,
-                              vt.first + t, zbuf, ibuf, t);
+        if ((x1 - x0 + 1) * (y1 - y0 + 1) <= 4)
+          zbuffer_small_box_avx2(s, tv, x0, x1, y0, y1, tx0, ty0, TS, px.data(), pxd.data(), py.data(), W, peel,
+                                 vt.first + t, zbuf, ibuf, t);
+        else
+          zbuffer_triangle_avx2(s, tv, x0, x1, y0, y1, tx0, ty0, TS, px.data(), pxd.data(), py.data(), W, peel,
+                                vt.first + t, zbuf, ibuf, t);
         continue;
       }
 #endif
