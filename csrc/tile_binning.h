@@ -50,41 +50,47 @@ void for_each_item_tile(int64_t begin, int64_t end, int tiles_x, ItemBox& item_b
   }
 }
 
-// Bins items 0..n-1 into the tiles of `grid`. item_box(t, &box) returns false for an item that
-// goes into no bin, else true with its inclusive pixel box (clamped to the image) in box.
+// Bins items 0..n-1 into the tiles of `grid`, run by the team of the enclosing OpenMP parallel
+// region (orphaned worksharing: every thread of the team must call it; outside a parallel region
+// it runs on the calling thread alone). item_box(t, &box) returns false for an item that goes into
+// no bin, else true with its inclusive pixel box (clamped to the image) in box.
 // Out: bins[tile_begin[tile] .. tile_begin[tile + 1]) are the items of tile `tile` in ascending
 // order (int32: n < 2^31). counts is scratch (kept by the caller so its memory is reused).
 template <int TS, typename ItemBox>
-void bin_items_to_tiles(int64_t n, const TileGrid<TS>& grid, int num_threads, ItemBox item_box,
-                        std::vector<int64_t>& counts, std::vector<int64_t>& tile_begin, std::vector<int32_t>& bins) {
+void bin_items_to_tiles_team(int64_t n, const TileGrid<TS>& grid, ItemBox item_box, std::vector<int64_t>& counts,
+                             std::vector<int64_t>& tile_begin, std::vector<int32_t>& bins) {
   const int tiles_x = grid.tiles_x;
   const int64_t num_tiles = grid.num_tiles;
   const int64_t chunk = std::max<int64_t>(4096, (n + 63) / 64);
   const int64_t num_chunks = std::max<int64_t>(1, (n + chunk - 1) / chunk);
+#pragma omp single
   counts.assign(size_t(num_chunks * num_tiles), 0);
   // 1. Count pass: entries per (chunk, tile).
-#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads)
+#pragma omp for schedule(dynamic, 1)
   for (int64_t ch = 0; ch < num_chunks; ++ch) {
     int64_t* cnt = counts.data() + ch * num_tiles;
     for_each_item_tile<TS>(ch * chunk, std::min(n, (ch + 1) * chunk), tiles_x, item_box,
                            [&](int64_t tile, int64_t) { ++cnt[tile]; });
   }
   // 2. Exclusive prefix sum in (tile, chunk) order, rewritten in place as starting offsets.
-  tile_begin.resize(size_t(num_tiles + 1));
-  int64_t total = 0;
-  for (int64_t tile = 0; tile < num_tiles; ++tile) {
-    tile_begin[tile] = total;
-    for (int64_t ch = 0; ch < num_chunks; ++ch) {
-      int64_t& c = counts[ch * num_tiles + tile];
-      const int64_t k = c;
-      c = total;
-      total += k;
+#pragma omp single
+  {
+    tile_begin.resize(size_t(num_tiles + 1));
+    int64_t total = 0;
+    for (int64_t tile = 0; tile < num_tiles; ++tile) {
+      tile_begin[tile] = total;
+      for (int64_t ch = 0; ch < num_chunks; ++ch) {
+        int64_t& c = counts[ch * num_tiles + tile];
+        const int64_t k = c;
+        c = total;
+        total += k;
+      }
     }
+    tile_begin[num_tiles] = total;
+    bins.resize(size_t(total));
   }
-  tile_begin[num_tiles] = total;
   // 3. Fill pass: each chunk writes its items at its own offsets, in ascending order.
-  bins.resize(size_t(total));
-#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads)
+#pragma omp for schedule(dynamic, 1)
   for (int64_t ch = 0; ch < num_chunks; ++ch) {
     int64_t* cursor = counts.data() + ch * num_tiles;
     for_each_item_tile<TS>(ch * chunk, std::min(n, (ch + 1) * chunk), tiles_x, item_box,
@@ -92,13 +98,22 @@ void bin_items_to_tiles(int64_t n, const TileGrid<TS>& grid, int num_threads, It
   }
 }
 
+// The same in a parallel region of its own (num_threads threads).
+template <int TS, typename ItemBox>
+void bin_items_to_tiles(int64_t n, const TileGrid<TS>& grid, int num_threads, ItemBox item_box,
+                        std::vector<int64_t>& counts, std::vector<int64_t>& tile_begin, std::vector<int32_t>& bins) {
+#pragma omp parallel num_threads(num_threads)
+  bin_items_to_tiles_team(n, grid, item_box, counts, tile_begin, bins);
+}
+
 // Items given by a compact array of inclusive pixel boxes, an empty box (x0 > x1) for an item that
 // goes into no bin: 16 bytes per item, read twice, instead of each item's whole setup.
+// Run by the enclosing parallel region's team, as bin_items_to_tiles_team.
 template <int TS>
-void bin_boxes_to_tiles(int64_t n, const TileGrid<TS>& grid, int num_threads, const PixelBox* boxes,
-                        std::vector<int64_t>& counts, std::vector<int64_t>& tile_begin, std::vector<int32_t>& bins) {
-  bin_items_to_tiles(
-      n, grid, num_threads,
+void bin_boxes_to_tiles_team(int64_t n, const TileGrid<TS>& grid, const PixelBox* boxes, std::vector<int64_t>& counts,
+                             std::vector<int64_t>& tile_begin, std::vector<int32_t>& bins) {
+  bin_items_to_tiles_team(
+      n, grid,
       [boxes](int64_t t, PixelBox* box) {
         *box = boxes[t];
         return box->x0 <= box->x1;

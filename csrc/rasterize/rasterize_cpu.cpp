@@ -421,11 +421,19 @@ void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<Trian
   T* rast_db = p.rast_db + b * int64_t(H) * W * 4;
   const T* peel = p.peel ? p.peel + b * int64_t(H) * W * 4 : nullptr;
 
-  // 1. Triangle setup.
   setups.resize(size_t(n));
   valid.assign(size_t(n), 0);
   boxes.resize(size_t(n));
-#pragma omp parallel for schedule(static) num_threads(p.num_threads)
+  const TileGrid<kRasterTileSize> grid(H, W);
+  const int TS = grid.tile_size;
+  const int64_t num_tiles = grid.num_tiles;
+  std::vector<int64_t> tile_begin;
+  // One parallel region for the three steps (setup, binning, tiles), so that the team is woken
+  // once per view: the steps meet at the worksharing loops' barriers.
+#pragma omp parallel num_threads(p.num_threads)
+  {
+  // 1. Triangle setup.
+#pragma omp for schedule(static)
   for (int64_t g = 0; g < (n + 3) / 4; ++g) {  // groups of 4 triangles (the SIMD setup's width)
     int64_t t = 4 * g;
 #ifdef RL_X86_SIMD
@@ -449,15 +457,11 @@ void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<Trian
 
   // 2. Binning into 16x16 pixel tiles (tile_binning.h): every bin lists its triangles in
   //    ascending index order, independently of the thread count.
-  const TileGrid<kRasterTileSize> grid(H, W);
-  const int TS = grid.tile_size;
-  const int64_t num_tiles = grid.num_tiles;
-  std::vector<int64_t> tile_begin;
-  bin_boxes_to_tiles(n, grid, p.num_threads, boxes.data(), counts, tile_begin, bins);
+  bin_boxes_to_tiles_team(n, grid, boxes.data(), counts, tile_begin, bins);
 
   // 3. Per tile: z-buffer over the bin (ascending ids, strict less: ties go to the lower id),
   //    then barycentrics and derivatives for the winner only.
-#pragma omp parallel for schedule(dynamic, 1) num_threads(p.num_threads)
+#pragma omp for schedule(dynamic, 1)
   for (int64_t tile = 0; tile < num_tiles; ++tile) {
     const PixelBox tb = grid.tile_pixels(tile);
     const int tx0 = tb.x0, ty0 = tb.y0, tx1 = tb.x1, ty1 = tb.y1;
@@ -523,6 +527,7 @@ void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<Trian
       }
     }
   }
+  }  // omp parallel
 }
 
 }  // namespace
