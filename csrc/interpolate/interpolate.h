@@ -51,14 +51,17 @@ RL_HD const T* attr_view(const InterpolateFwdParams<T>& p, int64_t b) {
   return p.attr + ab * p.num_vertices * p.num_attrs;
 }
 
-template <typename T>
+// kA > 0: the number of attributes as a compile-time constant (== p.num_attrs), which lets the
+// compiler unroll the attribute loops for the common small counts; 0: read p.num_attrs.
+template <typename T, int kA = 0>
 RL_HD void interpolate_pixel(const InterpolateFwdParams<T>& p, const T* attr, const int32_t* ti,
                              const T* r, const T* db, T* out, T* out_da) {
+  const int64_t A = kA > 0 ? kA : p.num_attrs;
   const T u = r[0], v = r[1], w = T(1) - r[0] - r[1];
-  const T* a0 = attr + int64_t(ti[0]) * p.num_attrs;
-  const T* a1 = attr + int64_t(ti[1]) * p.num_attrs;
-  const T* a2 = attr + int64_t(ti[2]) * p.num_attrs;
-  for (int64_t k = 0; k < p.num_attrs; ++k) out[k] = u * a0[k] + v * a1[k] + w * a2[k];
+  const T* a0 = attr + int64_t(ti[0]) * A;
+  const T* a1 = attr + int64_t(ti[1]) * A;
+  const T* a2 = attr + int64_t(ti[2]) * A;
+  for (int64_t k = 0; k < A; ++k) out[k] = u * a0[k] + v * a1[k] + w * a2[k];
   for (int j = 0; j < p.num_diff; ++j) {
     const int64_t k = p.diff_attrs[j];
     const T d0 = a0[k] - a2[k], d1 = a1[k] - a2[k];
@@ -70,8 +73,7 @@ RL_HD void interpolate_pixel(const InterpolateFwdParams<T>& p, const T* attr, co
 // Per-pixel backward, part 1: gradients with respect to the pixel's (u, v) and, when gdb is not
 // null, its rast_db, from grad_out g[A] and grad_out_da gda[2*num_diff] (or null). Writes all four
 // channels of gr (z/w and id get zero) and of gdb.
-// kA > 0: the number of attributes as a compile-time constant (== p.num_attrs), which lets the
-// compiler unroll the attribute loops for the common small counts; 0: read p.num_attrs.
+// kA as in interpolate_pixel.
 template <typename T, int kA = 0>
 RL_HD void interpolate_pixel_backward_rast(const InterpolateFwdParams<T>& p, const T* a0, const T* a1, const T* a2,
                                            const T* g, const T* gda, T* gr, T* gdb) {

@@ -8,31 +8,32 @@
 
 namespace rastlit {
 
-template <typename T>
-int interpolate_fwd_cpu(const InterpolateFwdParams<T>& p) {
+namespace {
+
+template <typename T, int kA>
+int forward_pixels(const InterpolateFwdParams<T>& p) {
   const int64_t npix = int64_t(p.height) * p.width;
   const int64_t total = p.num_views * npix;
-  const int64_t nda = 2 * int64_t(p.num_diff);
+  const int64_t A = kA > 0 ? kA : p.num_attrs, nda = 2 * int64_t(p.num_diff);
   int status = kOk;
 #pragma omp parallel for schedule(static) num_threads(p.num_threads) reduction(max : status)
   for (int64_t i = 0; i < total; ++i) {
     const T* r = p.rast + 4 * i;
-    T* out = p.out + i * p.num_attrs;
+    T* out = p.out + i * A;
     T* out_da = p.out_da ? p.out_da + i * nda : nullptr;
     const int64_t t = pixel_triangle(r, p.num_triangles);
     if (t < 0) {
       if (t == -2) status = kBadTriangleId;
-      for (int64_t k = 0; k < p.num_attrs; ++k) out[k] = T(0);
+      for (int64_t k = 0; k < A; ++k) out[k] = T(0);
       for (int64_t k = 0; k < nda; ++k) out_da[k] = T(0);
       continue;
     }
     const T* db = p.rast_db ? p.rast_db + 4 * i : nullptr;
-    interpolate_pixel(p, attr_view(p, i / npix), p.tri + 3 * t, r, db, out, out_da);
+    interpolate_pixel<T, kA>(p, attr_view(p, i / npix), p.tri + 3 * t, r, db, out, out_da);
   }
   return status;
 }
 
-namespace {
 
 // Rows [y0, y1) of view b, in parallel: grad_rast (and grad_rast_db) per pixel, and the run
 // records (triangle, 3A sums) of each row at acc / rtri + (y - y0) * W, their count in count[].
@@ -83,6 +84,17 @@ int backward_rows(const InterpolateBwdParams<T>& q, int64_t b, int y0, int y1, T
 }
 
 }  // namespace
+
+template <typename T>
+int interpolate_fwd_cpu(const InterpolateFwdParams<T>& p) {
+  switch (p.num_attrs) {  // small attribute counts unrolled (uv, colours, normals)
+    case 1: return forward_pixels<T, 1>(p);
+    case 2: return forward_pixels<T, 2>(p);
+    case 3: return forward_pixels<T, 3>(p);
+    case 4: return forward_pixels<T, 4>(p);
+    default: return forward_pixels<T, 0>(p);
+  }
+}
 
 // Backward in one pass over the pixels, rows in parallel: each pixel writes its own grad_rast
 // (and grad_rast_db), and each row is walked in runs of pixels of one triangle, summing the run's
