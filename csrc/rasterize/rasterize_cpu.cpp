@@ -574,6 +574,10 @@ int rasterize_bwd_cpu(const RasterizeBwdParams<T>& p) {
   // worker thread's own (empty) instance.
   RunRecord* const records_ptr = records.data();
   int32_t* const row_count_ptr = row_count.data();
+  // Pixel centres' NDC x, once (the same values pixel_center_ndc gives; a division per pixel otherwise).
+  std::vector<double> centre_x(static_cast<size_t>(W));
+  for (int x = 0; x < W; ++x) centre_x[x] = pixel_center_ndc<double>(x, W);
+  const double* const cx = centre_x.data();
   int status = kOk;
   for (int64_t b = 0; b < p.num_views; ++b) {
     const T* pos = p.ranges ? p.pos : p.pos + b * p.num_vertices * 4;
@@ -632,7 +636,7 @@ int rasterize_bwd_cpu(const RasterizeBwdParams<T>& p) {
         double g_db[4];
         if (grad_db)
           for (int k = 0; k < 4; ++k) g_db[k] = double(grad_db[4 * i + k]);
-        edge_vectors_backward(c, make_vec3<double>(pixel_center_ndc<double>(x, W), py, 1.0), kx, ky, g_uv,
+        edge_vectors_backward(c, make_vec3<double>(cx[x], py, 1.0), kx, ky, g_uv,
                               grad_db ? g_db : nullptr, gc);
       }
       flush();
