@@ -311,10 +311,12 @@ def _random_scene(seed, B=2, V=200, T=300, H=64, W=48, dtype=torch.float32):
 
 
 def test_deterministic_across_runs_and_thread_counts():
-    pos, tri, H, W = _random_scene(7, B=3, V=500, T=2000, H=96, W=80)
-    attr = torch.randn(3, pos.shape[1], 5, generator=torch.Generator().manual_seed(1))
+    # B = 5 views: on 2 threads the forward spreads the views over the threads (>= 2 per
+    # thread), on 1 thread it runs them in turn; both must give the same bits.
+    pos, tri, H, W = _random_scene(7, B=5, V=500, T=2000, H=96, W=80)
+    attr = torch.randn(5, pos.shape[1], 5, generator=torch.Generator().manual_seed(1))
     shared_attr = torch.randn(pos.shape[1], 5, generator=torch.Generator().manual_seed(2))
-    wgt = torch.randn(3, H, W, 5, generator=torch.Generator().manual_seed(3))
+    wgt = torch.randn(5, H, W, 5, generator=torch.Generator().manual_seed(3))
     old = torch.get_num_threads()
     results = []
     try:
@@ -334,6 +336,29 @@ def test_deterministic_across_runs_and_thread_counts():
     for other in results[1:]:
         for x, y in zip(results[0], other):
             assert torch.equal(x, y)
+
+
+def test_a_batch_equals_its_views_one_by_one():
+    """A batch of 8 views (spread over the threads, one view per thread at a time) gives, bit for
+    bit, what each view gives alone (all threads on one view), in instanced and range mode."""
+    pos, tri, H, W = _random_scene(11, B=8, V=400, T=1500, H=72, W=88)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        rast, db = rastlit.rasterize(pos, tri, (H, W))
+        for b in range(8):
+            r1, d1 = rastlit.rasterize(pos[b : b + 1].contiguous(), tri, (H, W))
+            assert torch.equal(rast[b : b + 1], r1) and torch.equal(db[b : b + 1], d1)
+        # range mode: view b draws triangles [100 b, 100 b + 700) of one shared vertex list
+        flat = pos[0].contiguous()
+        ranges = torch.tensor([[100 * b, 700] for b in range(8)], dtype=torch.int32)
+        rast, db = rastlit.rasterize(flat, tri, (H, W), ranges=ranges)
+        for b in range(8):
+            r1, d1 = rastlit.rasterize(flat, tri, (H, W), ranges=ranges[b : b + 1].contiguous())
+            assert torch.equal(rast[b : b + 1], r1) and torch.equal(db[b : b + 1], d1)
+    finally:
+        torch.set_num_threads(old)
+    assert int((rast[..., 3] > 0).sum()) > 8 * H * W // 4
 
 
 def test_kernels_run_on_two_threads():

@@ -411,7 +411,7 @@ template <typename T>
 void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<TriangleSetup<T>>& setups,
                     std::vector<unsigned char>& valid, std::vector<PixelBox>& boxes, std::vector<int64_t>& counts,
                     std::vector<int32_t>& bins, const std::vector<T>& px, const std::vector<T>& py,
-                    const std::vector<double>& pxd) {
+                    const std::vector<double>& pxd, int num_threads) {
   const int H = p.height, W = p.width;
   const ViewTriangles vt = view_triangles<T>(p.pos, p.ranges, p.num_triangles, b);
   const T* pos = p.ranges ? p.pos : p.pos + b * p.num_vertices * 4;
@@ -430,7 +430,7 @@ void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<Trian
   std::vector<int64_t> tile_begin;
   // One parallel region for the three steps (setup, binning, tiles), so that the team is woken
   // once per view: the steps meet at the worksharing loops' barriers.
-#pragma omp parallel num_threads(p.num_threads)
+#pragma omp parallel num_threads(num_threads)
   {
   // 1. Triangle setup.
 #pragma omp for schedule(static)
@@ -539,14 +539,36 @@ int rasterize_fwd_cpu(const RasterizeFwdParams<T>& p) {
   for (int i = 0; i < p.height; ++i) py[i] = pixel_center_ndc<T>(i, p.height);
   std::vector<double> pxd(static_cast<size_t>(p.width) + 4, 0.0);  // padded for 4-wide loads
   for (int j = 0; j < p.width; ++j) pxd[j] = double(px[j]);
-  // Scratch kept per calling thread between calls: tens of MB for large meshes, which would
-  // otherwise be page-faulted in afresh on every call.
-  thread_local std::vector<TriangleSetup<T>> setups;
-  thread_local std::vector<unsigned char> valid;
-  thread_local std::vector<PixelBox> boxes;
-  thread_local std::vector<int64_t> counts;
-  thread_local std::vector<int32_t> bins;
-  for (int64_t b = 0; b < p.num_views; ++b) rasterize_view(p, b, setups, valid, boxes, counts, bins, px, py, pxd);
+  // Scratch kept per thread between calls: tens of MB for large meshes, which would otherwise be
+  // page-faulted in afresh on every call.
+  struct Scratch {
+    std::vector<TriangleSetup<T>> setups;
+    std::vector<unsigned char> valid;
+    std::vector<PixelBox> boxes;
+    std::vector<int64_t> counts;
+    std::vector<int32_t> bins;
+  };
+  thread_local Scratch scratch;  // in the parallel loop below, each thread's own
+  // With at least two views per thread, the views are spread over the threads (each view on one
+  // thread: no barriers inside a view), when every thread's scratch fits a budget; otherwise the
+  // views go one after the other, each on all threads. A view's result is the same either way.
+  int64_t most_triangles = p.num_triangles;
+  if (p.ranges) {
+    most_triangles = 0;
+    for (int64_t b = 0; b < p.num_views; ++b) most_triangles = std::max<int64_t>(most_triangles, p.ranges[2 * b + 1]);
+  }
+  const int64_t scratch_bytes = most_triangles * int64_t(sizeof(TriangleSetup<T>) + sizeof(PixelBox) + 8);
+  if (p.num_threads > 1 && p.num_views >= 2 * p.num_threads && scratch_bytes * p.num_threads <= (int64_t(512) << 20)) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(p.num_threads)
+    for (int64_t b = 0; b < p.num_views; ++b) {
+      Scratch& s = scratch;
+      rasterize_view(p, b, s.setups, s.valid, s.boxes, s.counts, s.bins, px, py, pxd, 1);
+    }
+  } else {
+    Scratch& s = scratch;
+    for (int64_t b = 0; b < p.num_views; ++b)
+      rasterize_view(p, b, s.setups, s.valid, s.boxes, s.counts, s.bins, px, py, pxd, p.num_threads);
+  }
   return kOk;
 }
 
