@@ -577,111 +577,142 @@ int rasterize_fwd_cpu(const RasterizeFwdParams<T>& p) {
 // gradient with respect to c (9 numbers, double) is summed over the run, and turned into vertex
 // gradients once per run. Rows are independent (parallel); their run records are then added to
 // the vertices in image order by one thread, so the result is the same for any thread count.
+namespace {
+
+template <typename T>
+struct RunRecord {
+  int32_t tri;
+  T ga[9];  // dL/d(x, y, w) of the triangle's three vertices, summed over the run
+};
+
+// One view on num_threads threads; records: at least H * W slots (each row owns W, written
+// before read), row_count: H; cx: the pixel centres' NDC x.
+template <typename T>
+int backward_view(const RasterizeBwdParams<T>& p, int64_t b, RunRecord<T>* records, int32_t* row_count,
+                  const double* cx, int num_threads) {
+  const int H = p.height, W = p.width;
+  const int64_t npix = int64_t(H) * W;
+  const double kx = 2.0 / W, ky = 2.0 / H;
+  const T* pos = p.ranges ? p.pos : p.pos + b * p.num_vertices * 4;
+  T* grad_pos = p.ranges ? p.grad_pos : p.grad_pos + b * p.num_vertices * 4;
+  const T* rast = p.rast + b * npix * 4;
+  const T* grad_rast = p.grad_rast + b * npix * 4;
+  const T* grad_db = p.grad_rast_db ? p.grad_rast_db + b * npix * 4 : nullptr;
+  int view_status = kOk;
+#pragma omp parallel for schedule(dynamic, 4) num_threads(num_threads) reduction(max : view_status)
+  for (int y = 0; y < H; ++y) {
+    RunRecord<T>* rec = records + int64_t(y) * W;
+    int n = 0;
+    int64_t run_tri = -1;
+    Vec3<double> a[3], c[3], gc[3];
+    auto flush = [&]() {
+      if (run_tri < 0) return;
+      Vec3<double> ga[3];
+      edge_vectors_to_vertices(a, gc, ga);
+      rec[n].tri = int32_t(run_tri);
+      for (int k = 0; k < 3; ++k) {
+        rec[n].ga[3 * k] = T(ga[k].x);
+        rec[n].ga[3 * k + 1] = T(ga[k].y);
+        rec[n].ga[3 * k + 2] = T(ga[k].z);
+      }
+      ++n;
+      run_tri = -1;
+    };
+    const double py = pixel_center_ndc<double>(y, H);
+    for (int x = 0; x < W; ++x) {
+      const int64_t i = int64_t(y) * W + x;
+      const T idf = rast[4 * i + 3];
+      if (idf == T(0)) {
+        flush();
+        continue;
+      }
+      const int64_t t = int64_t(idf) - 1;
+      if (!(idf >= T(1)) || t >= p.num_triangles) {
+        view_status = kBadTriangleId;
+        flush();
+        continue;
+      }
+      if (t != run_tri) {
+        flush();
+        run_tri = t;
+        const int32_t* ti = p.tri + 3 * t;
+        for (int k = 0; k < 3; ++k) {
+          const T* v = pos + 4 * int64_t(ti[k]);
+          a[k] = make_vec3<double>(v[0], v[1], v[3]);
+          gc[k] = make_vec3<double>(0, 0, 0);
+        }
+        c[0] = cross(a[1], a[2]);
+        c[1] = cross(a[2], a[0]);
+        c[2] = cross(a[0], a[1]);
+      }
+      const double g_uv[2] = {double(grad_rast[4 * i]), double(grad_rast[4 * i + 1])};
+      double g_db[4];
+      if (grad_db)
+        for (int k = 0; k < 4; ++k) g_db[k] = double(grad_db[4 * i + k]);
+      edge_vectors_backward(c, make_vec3<double>(cx[x], py, 1.0), kx, ky, g_uv, grad_db ? g_db : nullptr, gc);
+    }
+    flush();
+    row_count[y] = n;
+  }
+  if (view_status != kOk) return view_status;
+  for (int y = 0; y < H; ++y) {
+    const RunRecord<T>* rec = records + int64_t(y) * W;
+    for (int r = 0; r < row_count[y]; ++r) {
+      const int32_t* ti = p.tri + 3 * int64_t(rec[r].tri);
+      for (int k = 0; k < 3; ++k) {
+        T* gp = grad_pos + 4 * int64_t(ti[k]);
+        gp[0] += rec[r].ga[3 * k];
+        gp[1] += rec[r].ga[3 * k + 1];
+        gp[3] += rec[r].ga[3 * k + 2];
+      }
+    }
+  }
+  return kOk;
+}
+
+}  // namespace
+
 template <typename T>
 int rasterize_bwd_cpu(const RasterizeBwdParams<T>& p) {
   const int H = p.height, W = p.width;
   const int64_t npix = int64_t(H) * W;
-  const double kx = 2.0 / W, ky = 2.0 / H;
-  struct RunRecord {
-    int32_t tri;
-    T ga[9];  // dL/d(x, y, w) of the triangle's three vertices, summed over the run
+  // Scratch kept per thread between calls, like the forward's.
+  struct Scratch {
+    std::vector<RunRecord<T>> records;
+    std::vector<int32_t> row_count;
+    RunRecord<T>* records_for(int64_t npix, int h) {
+      if (records.size() < size_t(npix)) records.resize(size_t(npix));
+      if (row_count.size() < size_t(h)) row_count.resize(size_t(h));
+      return records.data();
+    }
   };
-  // At most one record per pixel; each row owns W slots (written before read). Kept per calling
-  // thread between calls, like the forward's scratch.
-  thread_local std::vector<RunRecord> records;
-  thread_local std::vector<int32_t> row_count;
-  if (records.size() < size_t(npix)) records.resize(size_t(npix));
-  if (row_count.size() < size_t(H)) row_count.resize(size_t(H));
-  // Plain pointers for the parallel regions: inside them a thread_local name would denote each
-  // worker thread's own (empty) instance.
-  RunRecord* const records_ptr = records.data();
-  int32_t* const row_count_ptr = row_count.data();
+  thread_local Scratch scratch;  // in the parallel loop below, each thread's own
   // Pixel centres' NDC x, once (the same values pixel_center_ndc gives; a division per pixel otherwise).
   std::vector<double> centre_x(static_cast<size_t>(W));
   for (int x = 0; x < W; ++x) centre_x[x] = pixel_center_ndc<double>(x, W);
   const double* const cx = centre_x.data();
-  int status = kOk;
-  for (int64_t b = 0; b < p.num_views; ++b) {
-    const T* pos = p.ranges ? p.pos : p.pos + b * p.num_vertices * 4;
-    T* grad_pos = p.ranges ? p.grad_pos : p.grad_pos + b * p.num_vertices * 4;
-    const T* rast = p.rast + b * npix * 4;
-    const T* grad_rast = p.grad_rast + b * npix * 4;
-    const T* grad_db = p.grad_rast_db ? p.grad_rast_db + b * npix * 4 : nullptr;
-    int view_status = kOk;
-#pragma omp parallel for schedule(dynamic, 4) num_threads(p.num_threads) reduction(max : view_status)
-    for (int y = 0; y < H; ++y) {
-      RunRecord* rec = records_ptr + int64_t(y) * W;
-      int n = 0;
-      int64_t run_tri = -1;
-      Vec3<double> a[3], c[3], gc[3];
-      auto flush = [&]() {
-        if (run_tri < 0) return;
-        Vec3<double> ga[3];
-        edge_vectors_to_vertices(a, gc, ga);
-        rec[n].tri = int32_t(run_tri);
-        for (int k = 0; k < 3; ++k) {
-          rec[n].ga[3 * k] = T(ga[k].x);
-          rec[n].ga[3 * k + 1] = T(ga[k].y);
-          rec[n].ga[3 * k + 2] = T(ga[k].z);
-        }
-        ++n;
-        run_tri = -1;
-      };
-      const double py = pixel_center_ndc<double>(y, H);
-      for (int x = 0; x < W; ++x) {
-        const int64_t i = int64_t(y) * W + x;
-        const T idf = rast[4 * i + 3];
-        if (idf == T(0)) {
-          flush();
-          continue;
-        }
-        const int64_t t = int64_t(idf) - 1;
-        if (!(idf >= T(1)) || t >= p.num_triangles) {
-          view_status = kBadTriangleId;
-          flush();
-          continue;
-        }
-        if (t != run_tri) {
-          flush();
-          run_tri = t;
-          const int32_t* ti = p.tri + 3 * t;
-          for (int k = 0; k < 3; ++k) {
-            const T* v = pos + 4 * int64_t(ti[k]);
-            a[k] = make_vec3<double>(v[0], v[1], v[3]);
-            gc[k] = make_vec3<double>(0, 0, 0);
-          }
-          c[0] = cross(a[1], a[2]);
-          c[1] = cross(a[2], a[0]);
-          c[2] = cross(a[0], a[1]);
-        }
-        const double g_uv[2] = {double(grad_rast[4 * i]), double(grad_rast[4 * i + 1])};
-        double g_db[4];
-        if (grad_db)
-          for (int k = 0; k < 4; ++k) g_db[k] = double(grad_db[4 * i + k]);
-        edge_vectors_backward(c, make_vec3<double>(cx[x], py, 1.0), kx, ky, g_uv,
-                              grad_db ? g_db : nullptr, gc);
-      }
-      flush();
-      row_count_ptr[y] = n;
+  // Instanced views write separate gradient slices: with at least two views per thread they are
+  // spread over the threads (each view on one thread) when every thread's records fit 512 MB.
+  // Range-mode views share grad_pos and are summed in view order, one after the other.
+  const int64_t scratch_bytes = npix * int64_t(sizeof(RunRecord<T>));
+  if (!p.ranges && p.num_threads > 1 && p.num_views >= 2 * p.num_threads &&
+      scratch_bytes * p.num_threads <= (int64_t(512) << 20)) {
+    int status = kOk;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(p.num_threads) reduction(max : status)
+    for (int64_t b = 0; b < p.num_views; ++b) {
+      Scratch& s = scratch;
+      RunRecord<T>* records = s.records_for(npix, H);
+      status = std::max(status, backward_view(p, b, records, s.row_count.data(), cx, 1));
     }
-    if (view_status != kOk) {
-      status = view_status;
-      break;
-    }
-    for (int y = 0; y < H; ++y) {
-      const RunRecord* rec = records_ptr + int64_t(y) * W;
-      for (int r = 0; r < row_count_ptr[y]; ++r) {
-        const int32_t* ti = p.tri + 3 * int64_t(rec[r].tri);
-        for (int k = 0; k < 3; ++k) {
-          T* gp = grad_pos + 4 * int64_t(ti[k]);
-          gp[0] += rec[r].ga[3 * k];
-          gp[1] += rec[r].ga[3 * k + 1];
-          gp[3] += rec[r].ga[3 * k + 2];
-        }
-      }
-    }
+    return status;
   }
-  return status;
+  Scratch& s = scratch;
+  RunRecord<T>* records = s.records_for(npix, H);
+  for (int64_t b = 0; b < p.num_views; ++b) {
+    const int status = backward_view(p, b, records, s.row_count.data(), cx, p.num_threads);
+    if (status != kOk) return status;
+  }
+  return kOk;
 }
 
 template int rasterize_fwd_cpu<float>(const RasterizeFwdParams<float>&);
