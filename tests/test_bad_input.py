@@ -332,9 +332,9 @@ JAX_CASES = [
     ("interpolate-diff_attrs-fraction", lambda rj, p, t: rj.interpolate(p, p[:, :1, None, :].repeat(8, 1)
                                                                        .repeat(8, 2), t, diff_attrs=[0.5]),
      TypeError, "diff_attrs"),
-    ("texture-max_mip_level", lambda rj, p, t: rj.texture_construct_mip(_jnp().zeros((1, 4, 4, 1)), 1.5), TypeError,
+    ("texture-max_mip_level", lambda rj, p, t: rj.texture_construct_mip(_jnp().zeros((1, 4, 4, 1), "float32"), 1.5), TypeError,
      "max_mip_level"),
-    ("antialias-pos_gradient_boost", lambda rj, p, t: rj.antialias(_jnp().zeros((1, 8, 8, 3)), _jnp().zeros((1, 8, 8, 4)),
+    ("antialias-pos_gradient_boost", lambda rj, p, t: rj.antialias(_jnp().zeros((1, 8, 8, 3), "float32"), _jnp().zeros((1, 8, 8, 4), "float32"),
                                                                    p, t, pos_gradient_boost="x"), TypeError,
      "pos_gradient_boost"),
 ]
