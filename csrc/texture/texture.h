@@ -546,30 +546,41 @@ RL_HD void texture_pixel_cube(const TextureFwdParams<T>& p, int64_t pix, T* out)
   }
 }
 
+// The upstream gradient g[C] through the taps: d out / d (the level-0 lookup coordinates, u and v
+// or a cube face's s and t), and d out / d lod (zero where the output does not depend smoothly on
+// it), shared by the 2D and cube-map backward.
+template <typename T>
+RL_HD void tex_tap_coordinate_grads(const TextureFwdParams<T>& p, const T* g, const TexTaps<T>& t, T* gu_out,
+                                    T* gv_out, T* glod_out) {
+  const int64_t C = p.channels;
+  T gu = T(0), gv = T(0), glod = T(0);
+  for (int s = 0; s < t.num_levels; ++s) {
+    const T* tex = p.levels[t.level[s]].data;
+    T su = T(0), sv = T(0), val = T(0);
+    for (int k = 0; k < 4; ++k) {
+      if (t.offset[s][k] < 0) continue;
+      const T* texel = tex + t.offset[s][k];
+      T gt = T(0);
+      for (int64_t c = 0; c < C; ++c) gt += g[c] * texel[c];
+      su += t.dwdu[s][k] * gt;
+      sv += t.dwdv[s][k] * gt;
+      val += t.w[s][k] * gt;
+    }
+    gu += t.level_weight[s] * su;
+    gv += t.level_weight[s] * sv;
+    glod += s == 0 ? -val : val;  // d out / d frac = S1 - S0
+  }
+  *gu_out = gu;
+  *gv_out = gv;
+  *glod_out = t.lod_grad ? glod : T(0);
+}
+
 // Cube-map per-pixel backward: gradients with respect to the direction, uv_da and the bias.
 template <typename T>
 RL_HD void texture_pixel_backward_cube(const TextureBwdParams<T>& q, int64_t pix, const TexTaps<T>& t) {
   const TextureFwdParams<T>& p = q.fwd;
-  const int64_t C = p.channels;
-  const T* g = q.grad_out + pix * C;
-  T gs = T(0), gt = T(0), glod = T(0);
-  for (int lv = 0; lv < t.num_levels; ++lv) {
-    const T* tex = p.levels[t.level[lv]].data;
-    T su = T(0), sv = T(0), val = T(0);
-    for (int k = 0; k < 4; ++k) {
-      if (t.offset[lv][k] < 0) continue;
-      const T* texel = tex + t.offset[lv][k];
-      T gk = T(0);
-      for (int64_t c = 0; c < C; ++c) gk += g[c] * texel[c];
-      su += t.dwdu[lv][k] * gk;
-      sv += t.dwdv[lv][k] * gk;
-      val += t.w[lv][k] * gk;
-    }
-    gs += t.level_weight[lv] * su;
-    gt += t.level_weight[lv] * sv;
-    glod += lv == 0 ? -val : val;
-  }
-  if (!t.lod_grad) glod = T(0);
+  T gs, gt, glod;
+  tex_tap_coordinate_grads(p, q.grad_out + pix * p.channels, t, &gs, &gt, &glod);
   T gd[3];
   bool finite = true;
   for (int k = 0; k < 3; ++k) {
@@ -714,26 +725,8 @@ RL_HD void texture_pixel_backward(const TextureBwdParams<T>& q, int64_t pix, con
     return;
   }
   const TextureFwdParams<T>& p = q.fwd;
-  const int64_t C = p.channels;
-  const T* g = q.grad_out + pix * C;
-  T gu = T(0), gv = T(0), glod = T(0);
-  for (int s = 0; s < t.num_levels; ++s) {
-    const T* tex = p.levels[t.level[s]].data;
-    T su = T(0), sv = T(0), val = T(0);
-    for (int k = 0; k < 4; ++k) {
-      if (t.offset[s][k] < 0) continue;
-      const T* texel = tex + t.offset[s][k];
-      T gt = T(0);
-      for (int64_t c = 0; c < C; ++c) gt += g[c] * texel[c];
-      su += t.dwdu[s][k] * gt;
-      sv += t.dwdv[s][k] * gt;
-      val += t.w[s][k] * gt;
-    }
-    gu += t.level_weight[s] * su;
-    gv += t.level_weight[s] * sv;
-    glod += s == 0 ? -val : val;  // d out / d frac = S1 - S0
-  }
-  if (!t.lod_grad) glod = T(0);
+  T gu, gv, glod;
+  tex_tap_coordinate_grads(p, q.grad_out + pix * p.channels, t, &gu, &gv, &glod);
   q.grad_uv[2 * pix] = gu;
   q.grad_uv[2 * pix + 1] = gv;
   if (q.grad_uv_da)
