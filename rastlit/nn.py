@@ -119,7 +119,7 @@ class Texture(nn.Module):
     def __init__(self, filter_mode: str = "auto", boundary_mode: str = "wrap", max_mip_level: int | None = None):
         super().__init__()
         self.filter_mode = _args.choice(filter_mode, "filter_mode", ("auto", *ops._TEXTURE_FILTERS))
-        self.boundary_mode = _args.choice(boundary_mode, "boundary_mode", (*ops._TEXTURE_BOUNDARIES, "cube"))
+        self.boundary_mode = _args.choice(boundary_mode, "boundary_mode", tuple(ops._TEXTURE_BOUNDARIES))
         self.max_mip_level = _args.max_mip_level(max_mip_level)
         self._mip_key = None
         self._mip = None
