@@ -734,8 +734,15 @@ RL_HD void texture_pixel_backward(const TextureBwdParams<T>& q, int64_t pix, con
   if (q.grad_bias) q.grad_bias[pix] = glod;
 }
 
+// The weight with which tap k of level slot s passes the output gradient on to its texel.
+template <typename T>
+RL_HD T tex_scatter_weight(const TexTaps<T>& t, int s, int k) {
+  return t.level_weight[s] * t.w[s][k];
+}
+
 // Texel half of the backward: adds pixel `pix`'s output gradient, times each tap's weight, to the
-// texels its taps read (levels of q.grad_levels). Many pixels share texels: see scatter_add.
+// texels its taps read (levels of q.grad_levels). Many pixels share texels: see scatter_add. (The
+// CPU backward schedules the same adds itself, in the same order per texel: texture_cpu.cpp.)
 template <typename T>
 RL_HD void tex_pixel_scatter(const TextureBwdParams<T>& q, int64_t pix, const TexTaps<T>& t) {
   const int64_t C = q.fwd.channels;
@@ -744,7 +751,7 @@ RL_HD void tex_pixel_scatter(const TextureBwdParams<T>& q, int64_t pix, const Te
     T* gl = q.grad_levels[t.level[s]];
     for (int k = 0; k < 4; ++k) {
       if (t.offset[s][k] < 0) continue;
-      const T wk = t.level_weight[s] * t.w[s][k];
+      const T wk = tex_scatter_weight(t, s, k);
       if (wk == T(0)) continue;
       T* dst = gl + t.offset[s][k];
       for (int64_t c = 0; c < C; ++c) scatter_add(dst + c, wk * g[c]);
