@@ -171,6 +171,20 @@ struct TexTaps {
   T ds_dir[3], dt_dir[3], dlod_dir[3];
 };
 
+// Nearest filtering's taps: one texel of level 0 at `offset` with weight 1 (-1: none, weight 0).
+template <typename T>
+RL_HD void tex_taps_nearest(TexTaps<T>* t, int64_t offset) {
+  t->num_levels = 1;
+  t->level[0] = 0;
+  t->level_weight[0] = T(1);
+  for (int k = 0; k < 4; ++k) {
+    t->offset[0][k] = -1;
+    t->w[0][k] = t->dwdu[0][k] = t->dwdv[0][k] = T(0);
+  }
+  t->offset[0][0] = offset;
+  t->w[0][0] = offset >= 0 ? T(1) : T(0);
+}
+
 template <typename T>
 RL_HD void tex_level_quad(const TextureLevel<T>& L, int64_t tb, int64_t C, int boundary, T u, T v, int64_t* off,
                           T* w, T* dwdu, T* dwdv) {
@@ -441,15 +455,7 @@ RL_HD void tex_cube_taps(const TextureFwdParams<T>& p, int64_t pix, TexTaps<T>* 
     int j = int(tex_floor(s * T(n))), i = int(tex_floor(tc * T(n)));
     j = j < 0 ? 0 : (j > n - 1 ? n - 1 : j);
     i = i < 0 ? 0 : (i > n - 1 ? n - 1 : i);
-    t->num_levels = 1;
-    t->level[0] = 0;
-    t->level_weight[0] = T(1);
-    for (int k = 0; k < 4; ++k) {
-      t->offset[0][k] = -1;
-      t->w[0][k] = t->dwdu[0][k] = t->dwdv[0][k] = T(0);
-    }
-    t->offset[0][0] = cube_texel_offset(L, tb, p.channels, face, i, j);
-    t->w[0][0] = T(1);
+    tex_taps_nearest(t, cube_texel_offset(L, tb, p.channels, face, i, j));
     return;
   }
 
@@ -611,17 +617,7 @@ RL_HD void tex_pixel_taps(const TextureFwdParams<T>& p, int64_t pix, TexTaps<T>*
     const TextureLevel<T>& L = p.levels[0];
     int ix = 0, iy = 0;
     const bool ok = tex_axis_nearest(u, L.width, p.boundary, &ix) && tex_axis_nearest(v, L.height, p.boundary, &iy);
-    t->num_levels = 1;
-    t->level[0] = 0;
-    t->level_weight[0] = T(1);
-    for (int k = 0; k < 4; ++k) {
-      t->offset[0][k] = -1;
-      t->w[0][k] = t->dwdu[0][k] = t->dwdv[0][k] = T(0);
-    }
-    if (ok) {
-      t->offset[0][0] = (tb * int64_t(L.height) * L.width + int64_t(iy) * L.width + ix) * p.channels;
-      t->w[0][0] = T(1);
-    }
+    tex_taps_nearest(t, ok ? (tb * int64_t(L.height) * L.width + int64_t(iy) * L.width + ix) * p.channels : -1);
     return;
   }
 
