@@ -20,6 +20,13 @@
 namespace rastlit {
 namespace {
 
+// The box the binning reads for a triangle: its setup's pixel box, or an empty box (x0 > x1)
+// when the setup found that it covers no pixel.
+template <typename T>
+PixelBox binned_box(bool valid, const TriangleSetup<T>& s) {
+  return valid ? PixelBox{s.x0, s.y0, s.x1, s.y1} : PixelBox{1, 1, 0, 0};
+}
+
 // One candidate pixel of the z-buffer pass: `cov` is the fast coverage test's answer (1 inside,
 // -1 undecided: decided exactly here); then the near/far test, depth peeling and the z-buffer
 // (strict less: ties go to the lower id, which comes first in the bin).
@@ -193,7 +200,7 @@ __attribute__((target("avx2"))) int write_row_outputs_avx2(const TriangleSetup<f
 // Products and sums are written out as setup_triangle, ndc_pixel_box and depth_plane write them;
 // min/max follow their `x < m ? x : m` order, which _mm256_min_pd(x, m) is.
 __attribute__((target("avx2"))) void setup_triangles4_avx2(const float* pos, const int32_t* tri, int height, int width,
-                                                           TriangleSetup<float>* out, unsigned char* valid) {
+                                                           TriangleSetup<float>* out, PixelBox* boxes) {
   // Vertex k of the four triangles, lanes = triangles: a = (x, y, w) and z, in double.
   __m256d ax[3], ay[3], aw[3], az[3];
   for (int k = 0; k < 3; ++k) {
@@ -321,16 +328,12 @@ __attribute__((target("avx2"))) void setup_triangles4_avx2(const float* pos, con
   const int negative_lanes = _mm256_movemask_pd(negative);
   for (int l = 0; l < 4; ++l) {
     const int bit = 1 << l;
-    if (!(finite_lanes & bit)) {  // setup_triangle's first test
-      valid[l] = 0;
-    } else if (!(slab_lanes & bit)) {  // needs clipping: the scalar setup
-      valid[l] = setup_triangle(pos + 4 * int64_t(tri[3 * l]), pos + 4 * int64_t(tri[3 * l + 1]),
-                                pos + 4 * int64_t(tri[3 * l + 2]), height, width, &out[l]);
-    } else if (!(box_lanes & bit)) {  // no pixel centre in the box
-      valid[l] = 0;
-    } else if (!(decided_lanes & bit)) {  // det's sign needs the exact test
-      valid[l] = setup_triangle(pos + 4 * int64_t(tri[3 * l]), pos + 4 * int64_t(tri[3 * l + 1]),
-                                pos + 4 * int64_t(tri[3 * l + 2]), height, width, &out[l]);
+    if (!(finite_lanes & bit) || ((slab_lanes & bit) && !(box_lanes & bit))) {
+      boxes[l] = binned_box(false, out[l]);  // not finite, or no pixel centre in the box
+    } else if (!(slab_lanes & bit) || !(decided_lanes & bit)) {  // clipping or an exact det sign: scalar
+      const bool valid = setup_triangle(pos + 4 * int64_t(tri[3 * l]), pos + 4 * int64_t(tri[3 * l + 1]),
+                                        pos + 4 * int64_t(tri[3 * l + 2]), height, width, &out[l]);
+      boxes[l] = binned_box(valid, out[l]);
     } else {
       TriangleSetup<float>& s = out[l];
       for (int i = 0; i < 3; ++i) {
@@ -344,7 +347,7 @@ __attribute__((target("avx2"))) void setup_triangles4_avx2(const float* pos, con
       s.y0 = box_out[1][l];
       s.x1 = box_out[2][l];
       s.y1 = box_out[3][l];
-      valid[l] = 1;
+      boxes[l] = binned_box(true, s);
     }
   }
 }
@@ -409,7 +412,7 @@ ViewTriangles view_triangles(const T*, const int32_t* ranges, int64_t num_triang
 
 template <typename T>
 void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<TriangleSetup<T>>& setups,
-                    std::vector<unsigned char>& valid, std::vector<PixelBox>& boxes, std::vector<int64_t>& counts,
+                    std::vector<PixelBox>& boxes, std::vector<int64_t>& counts,
                     std::vector<int32_t>& bins, const std::vector<T>& px, const std::vector<T>& py,
                     const std::vector<double>& pxd, int num_threads) {
   const int H = p.height, W = p.width;
@@ -422,7 +425,6 @@ void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<Trian
   const T* peel = p.peel ? p.peel + b * int64_t(H) * W * 4 : nullptr;
 
   setups.resize(size_t(n));
-  valid.assign(size_t(n), 0);
   boxes.resize(size_t(n));
   const TileGrid<kRasterTileSize> grid(H, W);
   const int TS = grid.tile_size;
@@ -439,19 +441,16 @@ void rasterize_view(const RasterizeFwdParams<T>& p, int64_t b, std::vector<Trian
 #ifdef RL_X86_SIMD
     if constexpr (std::is_same<T, float>::value) {
       if (t + 4 <= n && use_avx2()) {
-        setup_triangles4_avx2(pos, tri + 3 * t, H, W, &setups[t], &valid[t]);
+        setup_triangles4_avx2(pos, tri + 3 * t, H, W, &setups[t], &boxes[t]);
         t = n;  // done: skip the scalar loop
       }
     }
 #endif
-    for (; t < 4 * g + 4 && t < n; ++t) {
+    for (; t < 4 * g + 4 && t < n; ++t) {  // the setup, and the compact box the binning reads
       const int32_t* ti = tri + 3 * t;
-      valid[t] = setup_triangle(pos + 4 * int64_t(ti[0]), pos + 4 * int64_t(ti[1]),
-                                pos + 4 * int64_t(ti[2]), H, W, &setups[t]);
-    }
-    for (t = 4 * g; t < 4 * g + 4 && t < n; ++t) {  // the boxes the binning reads, compact
-      const TriangleSetup<T>& s = setups[t];
-      boxes[t] = valid[t] ? PixelBox{s.x0, s.y0, s.x1, s.y1} : PixelBox{1, 1, 0, 0};
+      const bool valid = setup_triangle(pos + 4 * int64_t(ti[0]), pos + 4 * int64_t(ti[1]),
+                                        pos + 4 * int64_t(ti[2]), H, W, &setups[t]);
+      boxes[t] = binned_box(valid, setups[t]);
     }
   }
 
@@ -543,7 +542,6 @@ int rasterize_fwd_cpu(const RasterizeFwdParams<T>& p) {
   // page-faulted in afresh on every call.
   struct Scratch {
     std::vector<TriangleSetup<T>> setups;
-    std::vector<unsigned char> valid;
     std::vector<PixelBox> boxes;
     std::vector<int64_t> counts;
     std::vector<int32_t> bins;
@@ -557,17 +555,17 @@ int rasterize_fwd_cpu(const RasterizeFwdParams<T>& p) {
     most_triangles = 0;
     for (int64_t b = 0; b < p.num_views; ++b) most_triangles = std::max<int64_t>(most_triangles, p.ranges[2 * b + 1]);
   }
-  const int64_t scratch_bytes = most_triangles * int64_t(sizeof(TriangleSetup<T>) + sizeof(PixelBox) + 8);
+  const int64_t scratch_bytes = most_triangles * int64_t(sizeof(TriangleSetup<T>) + sizeof(PixelBox));
   if (p.num_threads > 1 && p.num_views >= 2 * p.num_threads && scratch_bytes * p.num_threads <= (int64_t(512) << 20)) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(p.num_threads)
     for (int64_t b = 0; b < p.num_views; ++b) {
       Scratch& s = scratch;
-      rasterize_view(p, b, s.setups, s.valid, s.boxes, s.counts, s.bins, px, py, pxd, 1);
+      rasterize_view(p, b, s.setups, s.boxes, s.counts, s.bins, px, py, pxd, 1);
     }
   } else {
     Scratch& s = scratch;
     for (int64_t b = 0; b < p.num_views; ++b)
-      rasterize_view(p, b, s.setups, s.valid, s.boxes, s.counts, s.bins, px, py, pxd, p.num_threads);
+      rasterize_view(p, b, s.setups, s.boxes, s.counts, s.bins, px, py, pxd, p.num_threads);
   }
   return kOk;
 }
